@@ -1,0 +1,151 @@
+"""One settings object for the whole service.
+
+Sources, in increasing priority: defaults here → `duluan.toml` (in the working directory, or the
+file named by `DULUAN_CONFIG`) → `DULUAN_*` environment variables (nested keys with `__`, e.g.
+`DULUAN_WEB__PORT=8080`). All embedded state lives under `home` so two homes never interfere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = "duluan.toml"
+
+
+class ConfigError(Exception):
+    """Invalid configuration: the message names the key and the file, and says how to fix it."""
+
+
+class WebSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Bind address; only loopback unless you put it behind a proxy.")
+    port: int = Field(8000, ge=1, le=65535)
+    secret_key: SecretStr = Field(SecretStr(""), description="Signs session cookies; generated under home if empty.")
+
+
+class CrawlSettings(BaseModel):
+    user_agent: str = "DuluanBot/0.1 (+IOC press monitoring)"
+    obey_robots: bool = True
+    concurrency_per_domain: int = Field(2, ge=1, le=32)
+    download_delay_s: float = Field(1.0, ge=0.0)
+    max_page_bytes: int = Field(5_000_000, ge=10_000, description="Pages larger than this are dropped.")
+    min_body_chars: int = Field(200, ge=0, description="Pages with a shorter main text are not documents.")
+    timeout_s: float = Field(30.0, gt=0)
+    sources_seed: Path | None = Field(None, description="YAML file of sources to seed; default: the shipped list.")
+
+
+class NlpSettings(BaseModel):
+    models_dir: Path | None = Field(None, description="Models in use; default: <home>/models, then shipped ones.")
+
+
+class IndexSettings(BaseModel):
+    # Only the embedded tantivy store exists so far; "elasticsearch" joins when its backend lands.
+    backend: Literal["tantivy"] = "tantivy"
+
+
+class AlertSettings(BaseModel):
+    rule_interval_minutes: int = Field(5, ge=1)
+    digest_time: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, local time.")
+    ui_base_url: str = "http://127.0.0.1:8000"
+
+
+class ProvinceSettings(BaseModel):
+    """The province we monitor (tỉnh theo dõi). Old names before the 2025-07-01 merger count too."""
+
+    name: str = "Đồng Nai"
+    aliases: list[str] = Field(default_factory=lambda: ["Bình Phước", "Đồng Xoài"])
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DULUAN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(Path("data"), description="Where every embedded store lives.")
+    timezone: str = "Asia/Ho_Chi_Minh"
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite at <home>/duluan.db.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+    web: WebSettings = Field(default_factory=WebSettings)
+    crawl: CrawlSettings = Field(default_factory=CrawlSettings)
+    nlp: NlpSettings = Field(default_factory=NlpSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    province: ProvinceSettings = Field(default_factory=ProvinceSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Ho_Chi_Minh") from exc
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("DULUAN_CONFIG", DEFAULT_CONFIG_FILE))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    # Derived paths: everything under home.
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'duluan.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.nlp.models_dir or self.home / "models"
+
+    @property
+    def crawl_state_dir(self) -> Path:
+        return self.home / "crawl"
+
+    @property
+    def digests_dir(self) -> Path:
+        return self.home / "digests"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings, turning validation errors into one `ConfigError` that names key and file."""
+    config_file = os.environ.get("DULUAN_CONFIG", DEFAULT_CONFIG_FILE)
+    if "DULUAN_CONFIG" in os.environ and not Path(config_file).is_file():
+        raise ConfigError(f"DULUAN_CONFIG points to {config_file!r}, which does not exist; fix the path or unset it.")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            env_name = "DULUAN_" + "__".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"  {key}: {err['msg']} (set in {config_file} or {env_name})")
+        raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None
+    except Exception as exc:  # a TOML syntax error surfaces as a decoder error
+        raise ConfigError(f"cannot read {config_file}: {exc}") from None

@@ -1,0 +1,89 @@
+"""The search-backend interface every index implementation honours.
+
+Callers (CLI, web, alerts) depend on this Protocol only, never on a concrete backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from schema import Document
+
+SortOrder = Literal["relevance", "date"]
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Structured filters that combine (AND) with the query string."""
+
+    topic: str | None = None
+    sentiment: str | None = None
+    source: str | None = None
+    source_type: str | None = None
+    date_from: datetime | None = None  # on published_at (falls back to fetched_at), inclusive
+    date_to: datetime | None = None  # exclusive
+    fetched_since: datetime | None = None  # on fetched_at, inclusive: "new since the last alert run"
+    min_province_relevance: float | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    document: Document
+    score: float
+    highlights: dict[str, str] = field(default_factory=dict)  # field → HTML-escaped snippet with <mark>
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    total: int
+    hits: list[Hit]
+
+
+class QueryError(ValueError):
+    """A query the user typed cannot be parsed; `position` points at the offending character."""
+
+    def __init__(self, message: str, position: int | None = None, message_vi: str | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+        self.message_vi = message_vi or message
+
+
+class SearchBackend(Protocol):
+    """What an index must do. All methods are safe to call from one process at a time per index."""
+
+    def upsert(self, documents: Iterable[Document]) -> int:
+        """Insert or replace by `Document.id` and make them searchable; returns how many were written."""
+        ...
+
+    def delete(self, ids: Iterable[str]) -> int: ...
+
+    def get(self, doc_id: str) -> Document | None: ...
+
+    def search(
+        self,
+        query: str,
+        filters: SearchFilters | None = None,
+        *,
+        sort: SortOrder = "relevance",
+        limit: int = 20,
+        offset: int = 0,
+    ) -> SearchResult:
+        """Run a query in the staff query language (see `index.query`); raises `QueryError` on bad syntax."""
+        ...
+
+    def count(self, query: str = "", filters: SearchFilters | None = None) -> int: ...
+
+    def terms(
+        self, field_name: str, query: str = "", filters: SearchFilters | None = None, size: int = 10
+    ) -> list[tuple[str, int]]:
+        """Top values of a keyword field (topic, sentiment, source, cluster_id, entity) with counts."""
+        ...
+
+    def scan(self, query: str = "", filters: SearchFilters | None = None) -> Iterator[Document]:
+        """Every matching document, for export and reindex, without a result window limit."""
+        ...
+
+    def close(self) -> None: ...
