@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,13 +27,19 @@ class ConfigError(Exception):
     """Invalid configuration: the message names the key and the file, and says how to fix it."""
 
 
-class WebSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: unknown keys are typos, so they are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class WebSettings(_Section):
     host: str = Field("127.0.0.1", description="Bind address; only loopback unless you put it behind a proxy.")
     port: int = Field(8000, ge=1, le=65535)
     secret_key: SecretStr = Field(SecretStr(""), description="Signs session cookies; generated under home if empty.")
 
 
-class CrawlSettings(BaseModel):
+class CrawlSettings(_Section):
     user_agent: str = "DuluanBot/0.1 (+IOC press monitoring)"
     obey_robots: bool = True
     concurrency_per_domain: int = Field(2, ge=1, le=32)
@@ -44,22 +50,22 @@ class CrawlSettings(BaseModel):
     sources_seed: Path | None = Field(None, description="YAML file of sources to seed; default: the shipped list.")
 
 
-class NlpSettings(BaseModel):
+class NlpSettings(_Section):
     models_dir: Path | None = Field(None, description="Models in use; default: <home>/models, then shipped ones.")
 
 
-class IndexSettings(BaseModel):
+class IndexSettings(_Section):
     # Only the embedded tantivy store exists so far; "elasticsearch" joins when its backend lands.
     backend: Literal["tantivy"] = "tantivy"
 
 
-class AlertSettings(BaseModel):
+class AlertSettings(_Section):
     rule_interval_minutes: int = Field(5, ge=1)
     digest_time: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, local time.")
     ui_base_url: str = "http://127.0.0.1:8000"
 
 
-class ProvinceSettings(BaseModel):
+class ProvinceSettings(_Section):
     """The province we monitor (tỉnh theo dõi). Old names before the 2025-07-01 merger count too."""
 
     name: str = "Đồng Nai"
