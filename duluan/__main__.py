@@ -1,0 +1,3 @@
+from duluan.cli import main
+
+main()

@@ -1,0 +1,223 @@
+"""`duluan`: the command line for admins and analysts.
+
+Only commands that work are registered: a command that has not been built yet is absent, not
+pretending. Configuration errors exit with code 2 and name the key and file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from duluan.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="duluan",
+    help="Duluan (dư luận): press and social-media monitoring for a provincial operations centre.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Manage the search index.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+err = Console(stderr=True)
+_overrides: dict[str, Any] = {}
+
+
+def settings() -> Settings:
+    """Settings from duluan.toml + DULUAN_* + global options; exit 2 on invalid configuration."""
+    try:
+        return load_settings(**_overrides)
+    except ConfigError as exc:
+        err.print(f"[red]Configuration error[/red]: {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def _global(
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Data directory (overrides DULUAN_HOME).", show_default=False)
+    ] = None,
+) -> None:
+    if home is not None:
+        _overrides["home"] = home
+
+
+def _parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD", param_hint=option) from None
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='Query, e.g. \'"Bình Phước" AND topic:giao-thong -quảng_cáo\'.')] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per hit.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 20,
+    date_from: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (local time).")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD, inclusive.")] = None,
+    topic: Annotated[str | None, typer.Option(help="Topic code, e.g. the-thao.")] = None,
+    sentiment: Annotated[str | None, typer.Option(help="negative, neutral or positive.")] = None,
+    source: Annotated[str | None, typer.Option(help="Source id, e.g. vnexpress.")] = None,
+    sort: Annotated[str, typer.Option(help="relevance or date.")] = "relevance",
+    explain: Annotated[bool, typer.Option("--explain", help="Print the parsed query and exit.")] = False,
+) -> None:
+    """Search collected documents (tìm kiếm)."""
+    from index.backend import QueryError, SearchFilters
+
+    if explain:
+        from index.query import explain as explain_query
+
+        try:
+            typer.echo(explain_query(query))
+        except QueryError as exc:
+            _query_error(query, exc)
+        return
+    s = settings()
+    if sort not in ("relevance", "date"):
+        raise typer.BadParameter("use relevance or date", param_hint="--sort")
+    first, last = _parse_day(date_from, "--from"), _parse_day(date_to, "--to")
+    filters = SearchFilters(
+        topic=topic,
+        sentiment=sentiment,
+        source=source,
+        date_from=datetime.combine(first, time.min, s.tz) if first else None,
+        date_to=datetime.combine(last, time.max, s.tz) if last else None,
+    )
+    from duluan.wiring import open_backend
+
+    backend = open_backend(s)
+    try:
+        result = backend.search(query, filters, sort=sort, limit=limit)  # type: ignore[arg-type]
+    except QueryError as exc:
+        _query_error(query, exc)
+    finally:
+        backend.close()
+    if as_json:
+        for hit in result.hits:
+            d = hit.document
+            row = {
+                "id": d.id,
+                "url": d.url,
+                "title": d.title,
+                "published_at": d.published_at.isoformat() if d.published_at else None,
+                "source": d.source,
+                "topic": d.topic,
+                "sentiment": d.sentiment,
+                "score": round(hit.score, 6),
+            }
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    out = Console()
+    out.print(f"{result.total} kết quả / results", highlight=False)
+    for hit in result.hits:
+        d = hit.document
+        when = d.published_at.astimezone(s.tz).strftime("%Y-%m-%d %H:%M") if d.published_at else "—"
+        out.print(f"[bold]{_plain(d.title)}[/bold]", highlight=False)
+        out.print(f"  {when} · {d.source} · {d.topic or '—'} · {d.sentiment or '—'} · {d.url}", highlight=False)
+
+
+def _plain(text: str) -> str:
+    """Crawled text is hostile: never let it carry rich markup into the terminal."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _query_error(query: str, exc: Exception) -> None:
+    position = getattr(exc, "position", None)
+    err.print(f"Lỗi truy vấn: {getattr(exc, 'message_vi', exc)}", highlight=False, markup=False)
+    err.print(f"Query error: {exc}", highlight=False, markup=False)
+    if position is not None:
+        err.print(f"  {query}\n  {' ' * position}^", highlight=False, markup=False)
+    raise typer.Exit(2)
+
+
+@index_app.command("stats")
+def index_stats() -> None:
+    """Documents in the index, by topic, sentiment and source."""
+    from duluan.wiring import open_backend
+
+    backend = open_backend(settings())
+    try:
+        stats = {
+            "documents": backend.count(),
+            "topics": dict(backend.terms("topic", size=50)),
+            "sentiments": dict(backend.terms("sentiment", size=5)),
+            "sources": dict(backend.terms("source", size=50)),
+        }
+    finally:
+        backend.close()
+    typer.echo(json.dumps(stats, ensure_ascii=False, indent=2))
+
+
+@index_app.command("load")
+def index_load(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL of documents.")],
+    batch_size: Annotated[int, typer.Option(min=1)] = 500,
+) -> None:
+    """Bulk-load documents (schema fields); missing NLP fields are computed."""
+    from duluan.loading import load_jsonl
+
+    s = settings()
+    report = load_jsonl(s, path, batch_size=batch_size)
+    typer.echo(json.dumps(report, ensure_ascii=False))
+    if report["rejected"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def extract(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A saved HTML page.")],
+    url: Annotated[str | None, typer.Option(help="Where the page came from (site rules, relative links).")] = None,
+) -> None:
+    """Extract one article page and print one JSON object (title, text, published_at, ...)."""
+    from crawlers.extract import extract_to_json
+
+    typer.echo(json.dumps(extract_to_json(path.read_bytes(), url), ensure_ascii=False))
+
+
+@app.command()
+def serve() -> None:
+    """Serve the web app and API only (no scheduler)."""
+    import uvicorn
+
+    from duluan.db import open_database
+    from duluan.web import create_app
+
+    s = settings()
+    open_database(s.db_url).dispose()
+    uvicorn.run(create_app(s), host=s.web.host, port=s.web.port, log_level="info")
+
+
+@app.command()
+def up() -> None:
+    """Start the service: scheduler (crawls, alert rules, daily digest) and the web app."""
+    from duluan.logs import setup_logging
+    from duluan.service import run_service
+
+    s = settings()
+    setup_logging(s)
+    run_service(s)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
