@@ -93,6 +93,9 @@ class Finding:
     documents: list[DocumentSummary]
     fingerprint: str
     story_key: str | None = None
+    #: Documents behind a document-level finding: the engine fires only if one is not yet alerted for
+    #: this key (so a re-read overlap never re-alerts old copies). None for count-based findings.
+    evidence_ids: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,12 @@ class MatchParams(RuleParams):
         60, ge=1, le=7 * 24 * 60, description="Look-back on the first run."
     )
     max_age_hours: float = Field(48, gt=0, description="Ignore newly fetched documents published longer ago.")
+    lateness_minutes: int = Field(
+        30,
+        ge=0,
+        le=24 * 60,
+        description="Re-read this far behind the last run: documents reach the index late.",
+    )
 
 
 @register_rule_type
@@ -299,7 +308,13 @@ class MatchRule(RuleType):
     def evaluate(self, backend: SearchBackend, scope: RuleScope, ctx: EvaluationContext) -> list[Finding]:
         params = self.params
         assert isinstance(params, MatchParams)
-        since = ctx.last_run_at or ctx.now - timedelta(minutes=params.first_run_lookback_minutes)
+        # Overlap the previous run by `lateness_minutes` (a document is stamped when fetched but indexed
+        # after NLP); documents already alerted have the same fingerprint, so the overlap never re-fires.
+        since = (
+            ctx.last_run_at - timedelta(minutes=params.lateness_minutes)
+            if ctx.last_run_at
+            else ctx.now - timedelta(minutes=params.first_run_lookback_minutes)
+        )
         published_from = ctx.now - timedelta(hours=params.max_age_hours)
         own_from = scope.filters.date_from
         date_from = max(own_from, published_from) if own_from else published_from
@@ -321,6 +336,7 @@ class MatchRule(RuleType):
                     counts={"documents": len(group.documents), "outlets": len(outlets)},
                     documents=[DocumentSummary.of(d) for d in group.documents[:TOP_DOCUMENTS]],
                     fingerprint=fingerprint_of(self.name, group.story_key, *sorted(ids)),
+                    evidence_ids=frozenset(ids),
                 )
             )
         return findings

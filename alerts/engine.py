@@ -1,0 +1,236 @@
+"""One evaluation cycle of every due rule (chu kỳ đánh giá luật).
+
+For each enabled, due rule: read its state, ask the rule type for findings, drop the ones suppressed
+or already alerted, then in ONE transaction write the alerts, their delivery rows (the outbox) and the
+new state. A crash before commit changes nothing; a re-run over the same data fires nothing new; two
+processes racing are stopped by the unique (rule, key, fingerprint) constraint.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from alerts.rules import RULE_TYPES, EvaluationContext, Finding, rule_type_for
+from alerts.schedule import parse_schedule
+from alerts.store import (
+    RULE_RUN_KEY,
+    KeyState,
+    StoredRule,
+    alert_deliveries,
+    alerts,
+    load_rule_state,
+    load_rules,
+    upsert_rule_state,
+)
+from index.backend import SearchBackend
+
+log = logging.getLogger(__name__)
+
+#: How many alerted document ids a key remembers (enough for any story's copies).
+MAX_SEEN_IDS = 500
+_ALERT_NAMESPACE = uuid.UUID("6f1c2a8e-5d0b-4c55-9a51-3f0d8c1b7e42")
+
+
+@dataclass(frozen=True)
+class FiredAlert:
+    """An alert written to the outbox in this cycle, with where it is to be delivered."""
+
+    id: str
+    rule_id: int
+    rule_name: str
+    rule_type: str
+    key: str
+    story_key: str | None
+    title: str
+    body: dict[str, Any]
+    created_at: datetime
+    deliveries: list[tuple[str, str]] = field(default_factory=list)  # (channel, recipient)
+
+
+def should_fire(finding: Finding, prior: KeyState | None, now: datetime, suppression: timedelta) -> bool:
+    """Pure re-alert policy: new evidence, and the key not alerted within the suppression window."""
+    if prior is None:
+        return True
+    if prior.last_fingerprint == finding.fingerprint:
+        return False
+    if finding.evidence_ids is not None:
+        seen = set(prior.state.get("seen_ids", []))
+        if finding.evidence_ids <= seen:
+            return False
+    return not (prior.last_fired_at is not None and now - prior.last_fired_at < suppression)
+
+
+def alert_id_for(rule_id: int, key: str, fingerprint: str) -> str:
+    """Deterministic: the same evidence for the same rule and key is the same alert."""
+    return str(uuid.uuid5(_ALERT_NAMESPACE, f"{rule_id}|{key}|{fingerprint}"))
+
+
+def _state_after_fire(prior: KeyState | None, finding: Finding, now: datetime) -> KeyState:
+    state = dict(prior.state) if prior else {}
+    state["fired_count"] = int(state.get("fired_count", 0)) + 1
+    state["last_counts"] = finding.counts
+    if finding.evidence_ids is not None:
+        seen = list(state.get("seen_ids", []))
+        seen.extend(sorted(finding.evidence_ids - set(seen)))
+        state["seen_ids"] = seen[-MAX_SEEN_IDS:]
+    return KeyState(finding.key, now, finding.fingerprint, state)
+
+
+def _state_after_suppress(prior: KeyState, now: datetime) -> KeyState:
+    state = dict(prior.state)
+    state["suppressed_count"] = int(state.get("suppressed_count", 0)) + 1
+    state["last_suppressed_at"] = now.isoformat()
+    return KeyState(prior.key, prior.last_fired_at, prior.last_fingerprint, state)
+
+
+def _body(rule: StoredRule, finding: Finding, now: datetime) -> dict[str, Any]:
+    rule_class = RULE_TYPES[rule.spec.rule_type]
+    return {
+        "rule": rule.spec.name,
+        "rule_type": rule.spec.rule_type,
+        "rule_description": rule.spec.description or rule_class.description_vi,
+        "owner": rule.spec.owner,
+        "reason": finding.reason,
+        "counts": finding.counts,
+        "documents": [d.as_dict() for d in finding.documents],
+        "query": rule.spec.query,
+        "filters": rule.spec.filters.model_dump(mode="json", exclude_none=True),
+        "evaluated_at": now.isoformat(),
+    }
+
+
+def _last_run_at(run_state: KeyState | None) -> datetime | None:
+    raw = run_state.state.get("last_run_at") if run_state else None
+    return datetime.fromisoformat(raw) if raw else None
+
+
+def _record_run(
+    conn: Connection, rule_id: int, run_state: KeyState | None, now: datetime, error: str | None, fired: int
+) -> None:
+    state = dict(run_state.state) if run_state else {}
+    previous = _last_run_at(run_state)
+    if error is None:  # a failed run does not advance the watermark: its window is read again next time
+        state["last_run_at"] = max(previous, now).isoformat() if previous else now.isoformat()
+    state["last_error"] = error
+    state["runs"] = int(state.get("runs", 0)) + 1
+    state["last_fired"] = fired
+    last_fired_at = run_state.last_fired_at if run_state else None
+    if fired:
+        last_fired_at = now
+    upsert_rule_state(conn, rule_id, KeyState(RULE_RUN_KEY, last_fired_at, None, state), now)
+
+
+def _write_alert(conn: Connection, rule: StoredRule, finding: Finding, now: datetime) -> FiredAlert:
+    alert_id = alert_id_for(rule.id, finding.key, finding.fingerprint)
+    body = _body(rule, finding, now)
+    conn.execute(
+        alerts.insert().values(
+            id=alert_id,
+            rule_id=rule.id,
+            rule_name=rule.spec.name,
+            key=finding.key,
+            story_key=finding.story_key,
+            fingerprint=finding.fingerprint,
+            title=finding.title,
+            body=body,
+            created_at=now,
+        )
+    )
+    deliveries = [(t.channel, r) for t in rule.spec.channels for r in dict.fromkeys(t.recipients)]
+    for channel, recipient in deliveries:
+        conn.execute(
+            alert_deliveries.insert().values(
+                alert_id=alert_id,
+                channel=channel,
+                recipient=recipient,
+                idempotency_key=f"{alert_id}:{channel}:{recipient}",
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    return FiredAlert(
+        id=alert_id,
+        rule_id=rule.id,
+        rule_name=rule.spec.name,
+        rule_type=rule.spec.rule_type,
+        key=finding.key,
+        story_key=finding.story_key,
+        title=finding.title,
+        body=body,
+        created_at=now,
+        deliveries=deliveries,
+    )
+
+
+def evaluate_rule(
+    backend: SearchBackend, engine: Engine, rule: StoredRule, now: datetime
+) -> list[FiredAlert]:
+    """Evaluate one rule if due and commit its alerts and state together; returns what fired."""
+    with engine.connect() as conn:
+        states = load_rule_state(conn, rule.id)
+    run_state = states.get(RULE_RUN_KEY)
+    last_run_at = _last_run_at(run_state)
+    if not parse_schedule(rule.spec.schedule).is_due(last_run_at, now):
+        return []
+    error: str | None = None
+    findings: list[Finding] = []
+    try:
+        rule_type = rule_type_for(rule.spec.rule_type, rule.spec.params)
+        findings = rule_type.evaluate(backend, rule.spec.scope, EvaluationContext(now, last_run_at))
+    except Exception as exc:  # a broken rule is logged and recorded; it never stops the other rules
+        log.exception("alert rule %r failed to evaluate", rule.spec.name)
+        error = f"{type(exc).__name__}: {exc}"
+    suppression = timedelta(minutes=rule.spec.suppression_minutes)
+    fired: list[FiredAlert] = []
+    try:
+        with engine.begin() as conn:
+            for finding in findings:
+                prior = states.get(finding.key)
+                if should_fire(finding, prior, now, suppression):
+                    fired.append(_write_alert(conn, rule, finding, now))
+                    upsert_rule_state(conn, rule.id, _state_after_fire(prior, finding, now), now)
+                elif prior is not None and prior.last_fingerprint != finding.fingerprint:
+                    upsert_rule_state(conn, rule.id, _state_after_suppress(prior, now), now)
+            _record_run(conn, rule.id, run_state, now, error, len(fired))
+    except IntegrityError:
+        # Another process committed the same alert first: its transaction already holds our work.
+        log.warning("alert rule %r: alert already written by a concurrent run; skipped", rule.spec.name)
+        return []
+    return fired
+
+
+def run_rules_once(backend: SearchBackend, engine: Engine, now: datetime | None = None) -> list[FiredAlert]:
+    """Evaluate every enabled, due rule once; returns the alerts written to the outbox."""
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise ValueError("run_rules_once needs an aware `now` (e.g. datetime.now(UTC))")
+    fired: list[FiredAlert] = []
+    for rule in load_rules(engine, enabled_only=True):
+        fired.extend(evaluate_rule(backend, engine, rule, moment))
+    return fired
+
+
+def pending_deliveries(engine: Engine, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    """Outbox rows due for a delivery attempt, oldest first (for the sender)."""
+    query = (
+        sa.select(alert_deliveries, alerts.c.title, alerts.c.body, alerts.c.rule_name)
+        .join(alerts, alerts.c.id == alert_deliveries.c.alert_id)
+        .where(alert_deliveries.c.status.in_(("pending", "failed")))
+        .where(
+            sa.or_(alert_deliveries.c.next_attempt_at.is_(None), alert_deliveries.c.next_attempt_at <= now)
+        )
+        .order_by(alert_deliveries.c.created_at, alert_deliveries.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
