@@ -1,0 +1,308 @@
+"""Spider families driven by the registry: RSS/Atom feeds, XML sitemaps, section listing pages.
+
+One `SourceSpider` crawler runs per source; its family (`SourceSpec.type`) decides how the start
+URLs are read. Every request has an errback that classifies the failure (timeout, DNS, refused,
+HTTP status, robots.txt, size cap, redirect loop…) into a stats counter and a log line with the
+URL, so a bad source or page is reported and never stops the crawl.
+"""
+
+from __future__ import annotations
+
+import calendar
+import gzip
+import io
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feedparser
+import scrapy
+from scrapy.http import Response, TextResponse
+from scrapy.linkextractors import LinkExtractor
+from scrapy.utils.sitemap import Sitemap
+from twisted.python.failure import Failure
+
+from crawlers.items import STAT_PREFIX, CrawlItem, FetchedPage, RunContext
+from crawlers.registry import SourceKind
+from crawlers.urls import InvalidURLError, normalize_url, site_of
+
+log = logging.getLogger("crawlers.spiders")
+
+_CHARSET = re.compile(r"charset=([\w.:-]+)", re.IGNORECASE)
+_HTML_TYPES = ("text/html", "application/xhtml")
+
+
+def classify_failure(failure: Failure) -> str:
+    """A short, stable name for why a request failed; used as the error counter key."""
+    from scrapy import exceptions as scrapy_errors
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.internet import defer
+    from twisted.internet import error as net
+
+    value = failure.value
+    text = str(value).lower()
+    if isinstance(value, HttpError):
+        return f"http_{value.response.status}"
+    if isinstance(value, scrapy_errors.IgnoreRequest):
+        if "robots" in text:
+            return "robots_denied"
+        if "redirect" in text:
+            return "redirect_loop"
+        return "ignored"
+    kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        ((scrapy_errors.CannotResolveHostError, net.DNSLookupError), "dns"),
+        ((scrapy_errors.DownloadTimeoutError, net.TimeoutError, net.TCPTimedOutError), "timeout"),
+        ((scrapy_errors.DownloadConnectionRefusedError, net.ConnectionRefusedError), "connection_refused"),
+        ((scrapy_errors.DownloadCancelledError, defer.CancelledError), "too_large"),
+        (
+            (scrapy_errors.DownloadFailedError, scrapy_errors.ResponseDataLossError, net.ConnectionLost),
+            "connection_lost",
+        ),
+    ]
+    for types, kind in kinds:
+        if isinstance(value, types):
+            if kind == "too_large" and "size" not in text and "maxsize" not in text:
+                return "cancelled"
+            return kind
+    name = type(value).__name__
+    if "ResponseNeverReceived" in name or "ResponseFailed" in name:
+        return "connection_lost"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _aware_from_struct(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+
+
+def _charset_of(response: Response) -> str | None:
+    content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+    match = _CHARSET.search(content_type)
+    return match.group(1) if match else None
+
+
+class SourceSpider(scrapy.Spider):
+    """Crawls one registry source; its `RunContext` comes from `crawler.duluan`."""
+
+    name = "duluan_source"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._scheduled: set[str] = set()
+
+    @property
+    def context(self) -> RunContext:
+        context: RunContext = self.crawler.duluan  # type: ignore[attr-defined]
+        return context
+
+    def count(self, key: str, amount: int = 1) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(STAT_PREFIX + key, amount)
+
+    # ---------------------------------------------------------------- start pages
+
+    async def start(self) -> AsyncIterator[Any]:
+        source = self.context.source
+        callbacks = {SourceKind.rss: self.parse_feed, SourceKind.sitemap: self.parse_sitemap}
+        callback = callbacks.get(source.type, self.parse_listing)
+        for url in source.start_urls:
+            headers = {}
+            etag, last_modified = self.context.state.validators(url)
+            if etag:
+                headers["If-None-Match"] = etag
+            if last_modified:
+                headers["If-Modified-Since"] = last_modified
+            yield scrapy.Request(
+                url,
+                callback=callback,
+                errback=self.on_start_error,
+                headers=headers,
+                dont_filter=True,
+                meta={"handle_httpstatus_list": [304], "start_url": url},
+                priority=10,
+            )
+
+    def on_start_error(self, failure: Failure) -> None:
+        url = failure.request.meta.get("start_url", failure.request.url)  # type: ignore[attr-defined]
+        kind = classify_failure(failure)
+        self.context.start_failures[url] = kind
+        self.count(f"errors/{kind}")
+        log.error("source %s: start URL %s failed: %s (%s)", self.context.source.id, url, kind, failure.value)
+
+    def _start_answered(self, response: Response) -> bool:
+        """Record the answer; False when the start page is unchanged since the last complete run."""
+        url = response.meta["start_url"]
+        self.context.start_ok.add(url)
+        if response.status == 304:
+            self.count("not_modified")
+            log.info("source %s: %s not modified since the last run", self.context.source.id, url)
+            return False
+        etag = response.headers.get(b"ETag")
+        last_modified = response.headers.get(b"Last-Modified")
+        self.context.pending_validators[url] = (
+            etag.decode("latin-1") if etag else None,
+            last_modified.decode("latin-1") if last_modified else None,
+        )
+        return True
+
+    # ---------------------------------------------------------------- families
+
+    def parse_feed(self, response: Response) -> Iterator[scrapy.Request]:
+        """RSS 2.0 / Atom: one article request per entry; broken XML is recovered where possible."""
+        if not self._start_answered(response):
+            return
+        feed = feedparser.parse(response.body)
+        if feed.bozo:
+            self.count("errors/feed_malformed")
+            log.warning(
+                "source %s: feed %s is not well-formed (%s); recovered %d entries",
+                self.context.source.id,
+                response.url,
+                feed.get("bozo_exception"),
+                len(feed.entries),
+            )
+        if not feed.entries and feed.bozo:
+            return
+        for entry in feed.entries:
+            link = (entry.get("link") or "").strip()
+            published = _aware_from_struct(entry.get("published_parsed") or entry.get("updated_parsed"))
+            title = (entry.get("title") or "").strip() or None
+            yield from self._article_request(response.urljoin(link), title, published)
+
+    def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
+        """XML sitemaps and sitemap indexes (gzip allowed); newest child sitemaps first."""
+        if response.meta.get("start_url") and not self._start_answered(response):
+            return
+        body = self._sitemap_body(response)
+        if body is None:
+            return
+        try:
+            sitemap = Sitemap(body)
+        except Exception as exc:  # lxml raises several types on hopeless input
+            self.count("errors/sitemap_malformed")
+            log.warning(
+                "source %s: sitemap %s cannot be parsed: %s", self.context.source.id, response.url, exc
+            )
+            return
+        rules = self.context.source.site_rules
+        entries = sorted(sitemap, key=lambda e: e.get("lastmod", ""), reverse=True)
+        if sitemap.type == "sitemapindex":
+            for entry in entries[: rules.max_sitemaps]:
+                yield scrapy.Request(
+                    response.urljoin(entry["loc"]), callback=self.parse_sitemap, errback=self.on_page_error
+                )
+            return
+        for entry in entries:
+            published = _parse_lastmod(entry.get("lastmod"))
+            yield from self._article_request(response.urljoin(entry["loc"]), None, published)
+
+    def _sitemap_body(self, response: Response) -> bytes | None:
+        body = response.body
+        if body[:2] == b"\x1f\x8b":
+            limit = self.context.config.max_page_bytes
+            try:
+                with gzip.GzipFile(fileobj=io.BytesIO(body)) as archive:
+                    body = archive.read(limit + 1)
+            except (OSError, EOFError) as exc:
+                self.count("errors/sitemap_malformed")
+                log.warning("source %s: bad gzip in %s: %s", self.context.source.id, response.url, exc)
+                return None
+            if len(body) > limit:
+                self.count("errors/too_large")
+                log.warning(
+                    "source %s: %s inflates beyond %d bytes; skipped",
+                    self.context.source.id,
+                    response.url,
+                    limit,
+                )
+                return None
+        return body
+
+    def parse_listing(self, response: Response) -> Iterator[scrapy.Request]:
+        """Section pages (chuyên mục): follow links that match the source's article patterns."""
+        if not self._start_answered(response):
+            return
+        if not isinstance(response, TextResponse):
+            self.count("errors/not_html")
+            return
+        rules = self.context.source.site_rules
+        extractor = LinkExtractor(allow=rules.link_allow, deny=rules.link_deny, unique=True)
+        home = site_of(response.url)
+        for link in extractor.extract_links(response):
+            host = site_of(link.url)
+            if host == home or host.endswith("." + home):
+                yield from self._article_request(link.url, link.text.strip() or None, None)
+
+    # ---------------------------------------------------------------- articles
+
+    def _article_request(
+        self, url: str, title: str | None, published: datetime | None
+    ) -> Iterator[scrapy.Request]:
+        rules = self.context.source.site_rules
+        try:
+            url_key = normalize_url(url)
+        except InvalidURLError:
+            self.count("dropped/bad_link")
+            return
+        if url_key in self._scheduled:
+            return
+        if self.context.state.is_seen(url_key):
+            self.count("skipped_seen")
+            return
+        if (
+            rules.max_age_days
+            and published
+            and published < datetime.now(UTC) - timedelta(days=rules.max_age_days)
+        ):
+            self.count("skipped_old")
+            return
+        if len(self._scheduled) >= rules.max_items:
+            self.count("skipped_cap")
+            return
+        self._scheduled.add(url_key)
+        yield scrapy.Request(
+            url,
+            callback=self.parse_article,
+            errback=self.on_page_error,
+            meta={"url_key": url_key, "hint_title": title, "hint_published_at": published},
+        )
+
+    def on_page_error(self, failure: Failure) -> None:
+        kind = classify_failure(failure)
+        self.count(f"errors/{kind}")
+        log.warning("source %s: %s failed: %s", self.context.source.id, failure.request.url, kind)  # type: ignore[attr-defined]
+
+    def parse_article(self, response: Response) -> Iterator[CrawlItem]:
+        self.count("fetched")
+        content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+        if content_type and not content_type.startswith(_HTML_TYPES):
+            self.count("dropped/not_html")
+            log.info(
+                "source %s: %s is %s, not an article page", self.context.source.id, response.url, content_type
+            )
+            return
+        yield CrawlItem(
+            page=FetchedPage(
+                source_id=self.context.source.id,
+                url=response.url,
+                url_key=response.meta["url_key"],
+                body=response.body,
+                header_charset=_charset_of(response),
+                fetched_at=datetime.now(UTC),
+                hint_title=response.meta.get("hint_title"),
+                hint_published_at=response.meta.get("hint_published_at"),
+            )
+        )
+
+
+def _parse_lastmod(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
