@@ -48,6 +48,8 @@ def classify_failure(failure: Failure) -> str:
     if isinstance(value, scrapy_errors.IgnoreRequest):
         if "robots" in text:
             return "robots_denied"
+        if "maxsize" in text or "max size" in text:
+            return "too_large"
         if "redirect" in text:
             return "redirect_loop"
         return "ignored"
