@@ -13,6 +13,8 @@ from typing import Literal, Protocol
 from schema import Document
 
 SortOrder = Literal["relevance", "date"]
+#: Calendar buckets of `date_histogram`, in local time (Asia/Ho_Chi_Minh by default); weeks start on Monday.
+HistogramInterval = Literal["hour", "day", "week", "month"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,19 @@ class Hit:
 class SearchResult:
     total: int
     hits: list[Hit]
+
+
+@dataclass(frozen=True)
+class StoryHit:
+    """One story (cụm tin) in collapsed results: its best-ranked document and how widely it ran.
+
+    `documents` and `outlets` (distinct sources) count the cluster's documents that match the
+    same query and filters; a document without `cluster_id` is a story of its own.
+    """
+
+    hit: Hit
+    documents: int
+    outlets: int
 
 
 class QueryError(ValueError):
@@ -84,6 +99,23 @@ class SearchBackend(Protocol):
 
     def scan(self, query: str = "", filters: SearchFilters | None = None) -> Iterator[Document]:
         """Every matching document, for export and reindex, without a result window limit."""
+        ...
+
+    def date_histogram(
+        self, interval: HistogramInterval = "day", query: str = "", filters: SearchFilters | None = None
+    ) -> list[tuple[datetime, int]]:
+        """Matching documents per local hour/day/week/month of the publication date, oldest first."""
+        ...
+
+    def search_stories(
+        self,
+        query: str,
+        filters: SearchFilters | None = None,
+        *,
+        sort: SortOrder = "relevance",
+        limit: int = 20,
+    ) -> list[StoryHit]:
+        """Results collapsed by `cluster_id`: one row per story with "N outlets"."""
         ...
 
     def close(self) -> None: ...

@@ -20,13 +20,13 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import tantivy
 from tantivy import FieldType, Filter, Occur, Order, Query, TextAnalyzer, TextAnalyzerBuilder, Tokenizer
 
-from index.backend import Hit, SearchFilters, SearchResult, SortOrder
+from index.backend import HistogramInterval, Hit, SearchFilters, SearchResult, SortOrder, StoryHit
 from index.query import (
     VIETNAM_TZ,
     And,
@@ -55,10 +55,10 @@ MAX_RESULT_WINDOW = 10_000
 SCAN_PAGE_SIZE = 2_000
 TITLE_BOOST = 2.0
 SNIPPET_CHARS = 220
+#: How many top documents `search_stories` groups into stories.
+STORY_WINDOW = 500
 #: Keyword values longer than this are cut in the index (the stored document keeps them whole).
 MAX_KEYWORD_CHARS = 512
-
-HistogramInterval = Literal["hour", "day", "week", "month"]
 
 #: Keyword fields `terms` can aggregate, by public name.
 TERMS_FIELDS = (
@@ -112,15 +112,17 @@ def text_analyzer(*, folded: bool) -> TextAnalyzer:
 
 def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw", fast=True)
+    builder.add_text_field("id", tokenizer_name="raw")
     builder.add_bytes_field("document_json", stored=True)
     builder.add_unsigned_field("scan_key", indexed=True, fast=True)
     for name in ("title", "text"):
         builder.add_text_field(f"{name}_folded", tokenizer_name=FOLDED_TOKENIZER)
         builder.add_text_field(f"{name}_exact", tokenizer_name=EXACT_TOKENIZER)
     builder.add_text_field("author_folded", tokenizer_name=FOLDED_TOKENIZER)
-    for name in (*TERMS_FIELDS, "site_match", "entity_key"):
+    for name in TERMS_FIELDS:  # fast: aggregations read them column-wise
         builder.add_text_field(name, tokenizer_name="raw", fast=True)
+    for name in ("site_match", "entity_key"):  # only matched, never aggregated
+        builder.add_text_field(name, tokenizer_name="raw")
     builder.add_date_field("published_at", indexed=True, fast=True)
     builder.add_date_field("fetched_at", indexed=True, fast=True)
     builder.add_float_field("province_relevance", indexed=True, fast=True)
@@ -536,6 +538,15 @@ class TantivyIndex:
             )
         node, compiled = self._query(query, filters)
         searcher = self._searcher()
+        total, ranked = self._ranked(searcher, compiled, sort, limit, offset)
+        highlight = self._highlighter(searcher, node)
+        hits = [Hit(document=doc, score=score, highlights=highlight(doc)) for score, doc in ranked]
+        return SearchResult(total=total, hits=hits)
+
+    def _ranked(
+        self, searcher: tantivy.Searcher, compiled: Query, sort: SortOrder, limit: int, offset: int
+    ) -> tuple[int, list[tuple[float, Document]]]:
+        """Total matches and the (score, document) pairs of one page."""
         if sort == "date":
             result = searcher.search(
                 compiled,
@@ -547,14 +558,51 @@ class TantivyIndex:
             )
         else:
             result = searcher.search(compiled, max(limit, 1), count=True, offset=offset)
-        pairs = result.hits[:limit]
-        highlighter = self._highlighter(searcher, node)
-        hits = []
-        for value, address in pairs:
-            document = self._load(searcher, address)
-            score = float(value) if sort == "relevance" else 0.0
-            hits.append(Hit(document=document, score=score, highlights=highlighter(document)))
-        return SearchResult(total=_count(result), hits=hits)
+        ranked = [
+            (float(value) if sort == "relevance" else 0.0, self._load(searcher, address))
+            for value, address in result.hits[:limit]
+        ]
+        return _count(result), ranked
+
+    def search_stories(
+        self,
+        query: str,
+        filters: SearchFilters | None = None,
+        *,
+        sort: SortOrder = "relevance",
+        limit: int = 20,
+    ) -> list[StoryHit]:
+        """One row per story (cluster): its best document in `sort` order, with documents and outlets.
+
+        Stories are picked from the first `STORY_WINDOW` matching documents.
+        """
+        if limit < 1:
+            return []
+        node, compiled = self._query(query, filters)
+        searcher = self._searcher()
+        window = min(max(limit * 10, STORY_WINDOW), MAX_RESULT_WINDOW)
+        _, ranked = self._ranked(searcher, compiled, sort, window, 0)
+        best: dict[str, tuple[float, Document]] = {}
+        for score, doc in ranked:
+            best.setdefault(doc.cluster_id or f"\0{doc.id}", (score, doc))
+            if len(best) == limit:
+                break
+        highlight = self._highlighter(searcher, node)
+        stories = []
+        for score, doc in best.values():
+            documents, outlets = 1, 1
+            if doc.cluster_id:
+                in_cluster = Query.boolean_query(
+                    [
+                        (Occur.Must, compiled),
+                        (Occur.Must, Query.term_query(self.schema, "cluster_id", doc.cluster_id)),
+                    ]
+                )
+                aggregation = {"sources": {"terms": {"field": "source", "size": 65_000}}}
+                buckets = searcher.aggregate(in_cluster, aggregation)["sources"]["buckets"]
+                documents, outlets = sum(int(b["doc_count"]) for b in buckets), len(buckets)
+            stories.append(StoryHit(Hit(doc, score, highlight(doc)), documents=documents, outlets=outlets))
+        return stories
 
     def _highlighter(self, searcher: tantivy.Searcher, node: Node) -> Any:
         terms = self._compiler.highlight_terms(node, searcher)

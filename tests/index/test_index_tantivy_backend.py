@@ -253,3 +253,36 @@ def test_bad_queries_raise_query_error_not_crash(loaded_index: TantivyIndex) -> 
     # Lucene/regex syntax inside quotes is literal text, never injected
     assert loaded_index.search('"title:(* OR .*) AND \\\\ /.*/"').total == 0
     assert ids(loaded_index.search("lừa/đảo")) == {"fraud"}
+
+
+def test_search_stories_collapses_clusters(empty_index: TantivyIndex) -> None:
+    story = [
+        make_doc("s1", "Cháy chợ Đồng Xoài", "cháy lớn", source="vnexpress", cluster_id="c1"),
+        make_doc("s2", "Cháy chợ ở Đồng Xoài", "cháy", source="tuoitre", cluster_id="c1"),
+        make_doc("s3", "Đồng Xoài: cháy chợ", "cháy", source="tuoitre", cluster_id="c1"),
+        make_doc("s4", "Cháy rừng", "cháy rừng", source="thanhnien", cluster_id="c2"),
+        make_doc("s5", "Cháy nhà", "cháy", source="voz"),  # no cluster: a story of its own
+        make_doc("s6", "Bão số 3", "bão", source="voz", cluster_id="c1"),  # in c1 but not matching
+    ]
+    empty_index.upsert(story)
+    stories = empty_index.search_stories("cháy", limit=10)
+    by_cluster = {s.hit.document.cluster_id: s for s in stories}
+    assert len(stories) == 3
+    assert (by_cluster["c1"].documents, by_cluster["c1"].outlets) == (3, 2)
+    assert (by_cluster["c2"].documents, by_cluster["c2"].outlets) == (1, 1)
+    assert (by_cluster[None].documents, by_cluster[None].outlets) == (1, 1)
+    assert "<mark>" in by_cluster["c1"].hit.highlights["title"]
+    assert len(empty_index.search_stories("cháy", limit=2)) == 2
+
+
+def test_reindex_copies_everything_between_backends(loaded_index: TantivyIndex, tmp_path: Path) -> None:
+    from index.reindex import reindex
+
+    target = TantivyIndex(tmp_path / "copy")
+    progress: list[int] = []
+    assert reindex(loaded_index, target, batch_size=3, progress=progress.append) == len(corpus())
+    assert progress == [3, 6, 8]
+    assert target.count() == len(corpus())
+    assert target.get("bp-rain") == loaded_index.get("bp-rain")
+    assert reindex(loaded_index, target, query="topic:the-thao") == 2
+    assert target.count() == len(corpus())
