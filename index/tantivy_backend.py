@@ -12,8 +12,10 @@ another process holds it we retry with backoff for `lock_timeout` seconds, then 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
+import re
 import threading
 import time
 import unicodedata
@@ -57,6 +59,7 @@ TITLE_BOOST = 2.0
 SNIPPET_CHARS = 220
 #: How many top documents `search_stories` groups into stories.
 STORY_WINDOW = 500
+RELOAD_ATTEMPTS = 4
 #: Keyword values longer than this are cut in the index (the stored document keeps them whole).
 MAX_KEYWORD_CHARS = 512
 
@@ -131,8 +134,25 @@ def build_schema() -> tantivy.Schema:
 
 def site_of(url: str) -> str:
     """The host of a URL without `www.`, lowercased (trang nguồn)."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host.removeprefix("www.")
+    match = _NETLOC.match(url)
+    netloc = match.group(1) if match else (urlsplit(url).netloc or "")
+    host = netloc.rpartition("@")[2]
+    host = host.split("]")[0] + "]" if host.startswith("[") else host.split(":")[0]
+    return host.lower().removeprefix("www.")
+
+
+_NETLOC = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
+
+
+@functools.lru_cache(maxsize=4096)
+def _site_fields(url_host: str) -> tuple[str, ...]:
+    return tuple(site_suffixes(url_host))
+
+
+@functools.lru_cache(maxsize=16384)
+def _entity_fields(canonical: str) -> tuple[str, str]:
+    name = _nfc(canonical)
+    return _clip(name), _clip(keyword_key(name))
 
 
 def site_suffixes(host: str) -> list[str]:
@@ -180,11 +200,11 @@ def index_document(doc: Document) -> tantivy.Document:
     host = site_of(doc.canonical_url or doc.url) or site_of(doc.url)
     if host:
         out.add_text("site", host)
-        for suffix in site_suffixes(host):
+        for suffix in _site_fields(host):
             out.add_text("site_match", suffix)
-    for canonical in sorted({_nfc(e.canonical) for e in doc.entities if e.canonical.strip()}):
-        out.add_text("entity", _clip(canonical))
-        out.add_text("entity_key", _clip(keyword_key(canonical)))
+    for name, key in sorted({_entity_fields(e.canonical) for e in doc.entities if e.canonical.strip()}):
+        out.add_text("entity", name)
+        out.add_text("entity_key", key)
     out.add_date("published_at", doc.published_at or doc.fetched_at)
     out.add_date("fetched_at", doc.fetched_at)
     out.add_float("province_relevance", doc.province_relevance)
@@ -497,8 +517,20 @@ class TantivyIndex:
     # -- reading
 
     def _searcher(self) -> tantivy.Searcher:
-        self._index.reload()
-        return self._index.searcher()
+        """A searcher on the latest commit of any process.
+
+        Another process may merge and delete segment files between our reading `meta.json` and
+        opening them; that race is transient, so a reload that fails is retried a few times.
+        """
+        for attempt in range(RELOAD_ATTEMPTS):
+            try:
+                self._index.reload()
+                return self._index.searcher()
+            except (ValueError, OSError):
+                if attempt == RELOAD_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _query(self, query: str | Node, filters: SearchFilters | None) -> tuple[Node, Query]:
         node = parse(query) if isinstance(query, str) else query
@@ -686,8 +718,7 @@ class TantivyIndex:
     def scan(self, query: str = "", filters: SearchFilters | None = None) -> Iterator[Document]:
         """Every match, in a stable order, from one snapshot of the index (keyset paging)."""
         _, compiled = self._query(query, filters)
-        self._index.reload()
-        searcher = self._index.searcher()  # one snapshot for the whole export
+        searcher = self._searcher()  # one snapshot for the whole export
         last: int | None = None
         seen_at_last: set[str] = set()
         while True:
