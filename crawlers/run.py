@@ -47,6 +47,8 @@ class CrawlConfig:
     min_body_chars: int = 200
     timeout_s: float = 30.0
     retry_times: int = 2
+    max_retry_after_s: float = 120.0
+    rate_limit_retries: int = 3
     batch_size: int = 50
     flush_interval_s: float = 10.0
     cluster_stories: bool = True
@@ -66,6 +68,7 @@ class SourceReport:
     errors: dict[str, int] = field(default_factory=dict)
     skipped_seen: int = 0
     not_modified: int = 0
+    rate_limited_retries: int = 0
     unreachable: str | None = None
     finish_reason: str | None = None
     duration_s: float = 0.0
@@ -113,7 +116,11 @@ def scrapy_settings(config: CrawlConfig) -> dict[str, Any]:
         "DOWNLOAD_WARNSIZE": 0,
         "RETRY_ENABLED": config.retry_times > 0,
         "RETRY_TIMES": config.retry_times,
-        "RETRY_HTTP_CODES": [408, 429, 500, 502, 503, 504, 522, 524],
+        # 429 is left to RetryAfterMiddleware, which waits as the server asks instead of hammering it.
+        "RETRY_HTTP_CODES": [408, 500, 502, 503, 504, 522, 524],
+        "DOWNLOADER_MIDDLEWARES": {"crawlers.middlewares.RetryAfterMiddleware": 560},
+        "DULUAN_MAX_RETRY_AFTER_S": config.max_retry_after_s,
+        "DULUAN_RATE_LIMIT_RETRIES": config.rate_limit_retries,
         "REDIRECT_MAX_TIMES": 5,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
@@ -143,6 +150,7 @@ def _report_from_stats(source_id: str, stats: dict[str, Any], context: RunContex
     report = SourceReport(source_id=source_id)
     report.fetched, report.extracted, report.indexed = stat("fetched"), stat("extracted"), stat("indexed")
     report.skipped_seen, report.not_modified = stat("skipped_seen"), stat("not_modified")
+    report.rate_limited_retries = stat("rate_limited_retries")
     for key, value in stats.items():
         if key.startswith(STAT_PREFIX + "errors/"):
             report.errors[key.removeprefix(STAT_PREFIX + "errors/")] = int(value)

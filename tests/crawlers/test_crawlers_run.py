@@ -157,6 +157,8 @@ ARTICLE = (
 class BadSiteHandler(BaseHTTPRequestHandler):
     """Every kind of bad response a real outlet sometimes gives."""
 
+    throttled_hits = 0
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -179,7 +181,7 @@ class BadSiteHandler(BaseHTTPRequestHandler):
         elif path == "/broken-feed.rss":
             links = ["ok-10001.html", "truncated-10002.html", "empty-10003.html", "huge-10004.html",
                      "bomb-10005.html", "loop-10006.html", "error-10007.html", "busy-10008.html",
-                     "doc-10009.pdf", "private/secret-10010.html"]  # fmt: skip
+                     "doc-10009.pdf", "private/secret-10010.html", "throttled-10011.html"]  # fmt: skip
             items = "".join(
                 f"<item><title>Tin {i}</title><link>{base}/{link}</link></item>"
                 for i, link in enumerate(links)
@@ -208,7 +210,13 @@ class BadSiteHandler(BaseHTTPRequestHandler):
         elif path == "/error-10007.html":
             self._send(500, b"<h1>Internal Server Error</h1>")
         elif path == "/busy-10008.html":
-            self._send(429, b"slow down", "text/plain", Retry_After="1")
+            self._send(429, b"slow down", "text/plain", Retry_After="3600")  # longer than we wait
+        elif path == "/throttled-10011.html":
+            BadSiteHandler.throttled_hits += 1
+            if BadSiteHandler.throttled_hits == 1:
+                self._send(429, b"slow down", "text/plain", Retry_After="1")
+            else:
+                self._send(200, ARTICLE.format(title="Bài trả về sau khi chờ Retry-After").encode())
         elif path == "/doc-10009.pdf":
             self._send(200, b"%PDF-1.4 ...", "application/pdf")
         else:
@@ -241,8 +249,13 @@ def test_bad_input_is_counted_never_fatal(bad_site: str, tmp_path: Path) -> None
     assert errors.get("robots_denied") == 1, errors
     assert bad["dropped_by_reason"] == {"no_body": 1, "not_html": 1}
     assert bad["unreachable"] is None
+    assert bad["rate_limited_retries"] == 1
     titles = sorted(d["title"] for d in docs)
-    assert titles == ["Bài bị cắt cụt giữa chừng", "Đồng Nai khắc phục hậu quả mưa lớn"]
+    assert titles == [
+        "Bài bị cắt cụt giữa chừng",
+        "Bài trả về sau khi chờ Retry-After",
+        "Đồng Nai khắc phục hậu quả mưa lớn",
+    ]
     garbage = report["sources"]["garbage"]
     assert garbage["errors"] == {"feed_malformed": 1} and garbage["fetched"] == 0
 
