@@ -1,0 +1,150 @@
+"""The NLP stage: fill a ``Document``'s analysis fields (làm giàu dữ liệu).
+
+``Enricher`` loads the three classifiers once and fills ``lang``, ``topic``/``topic_scores``,
+``sentiment``/``sentiment_scores``, ``toxicity``/``toxicity_scores``, ``entities``, ``keywords`` and
+``province_relevance``. It works in batches (vectorising many texts at once is much faster) and a
+failure on one document never stops the others: that document is returned as it came, and the
+error is logged.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nlp.classify import Prediction, TextClassifier, load_classifier
+from nlp.entities import (
+    EntityExtractor,
+    Gazetteer,
+    _Phrase,
+    default_gazetteer,
+    province_relevance,
+)
+from nlp.keywords import extract_keywords
+from nlp.langid import detect_language
+from schema.document import Document, SourceType
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROVINCE_ALIASES = ["Bình Phước", "Đồng Xoài"]
+#: Characters of an article treated as its lead (sapo) for province relevance and sentiment.
+LEAD_CHARS = 400
+#: News sentiment is judged on title + lead: the body mixes quotes and background.
+SENTIMENT_CHARS = 700
+BATCH_SIZE = 64
+
+
+def split_lead(text: str, lead_chars: int = LEAD_CHARS) -> tuple[str, str]:
+    """(lead, rest): the first paragraph, or the first ``lead_chars`` characters if it is longer."""
+    first_break = text.find("\n")
+    cut = first_break if 0 < first_break <= lead_chars else min(len(text), lead_chars)
+    return text[:cut], text[cut:]
+
+
+class Enricher:
+    """Runs every analysis on documents; one instance per process (models are loaded once)."""
+
+    def __init__(
+        self,
+        models_dir: Path | None = None,
+        province: str = "Đồng Nai",
+        province_aliases: Sequence[str] = tuple(DEFAULT_PROVINCE_ALIASES),
+        use_crf_ner: bool = False,
+        toxicity_for_news: bool = False,
+        keywords_per_doc: int = 10,
+        gazetteer: Gazetteer | None = None,
+    ) -> None:
+        self.topic: TextClassifier = load_classifier("topic", models_dir)
+        self.sentiment: TextClassifier = load_classifier("sentiment", models_dir)
+        self.toxicity: TextClassifier = load_classifier("toxicity", models_dir)
+        self.gazetteer = _with_aliases(gazetteer or default_gazetteer(), province, province_aliases)
+        self.province = self.gazetteer.canonical_province(province) or province
+        self.entities = EntityExtractor(gazetteer=self.gazetteer, use_crf_ner=use_crf_ner)
+        self.toxicity_for_news = toxicity_for_news
+        self.keywords_per_doc = keywords_per_doc
+
+    def enrich(self, doc: Document) -> Document:
+        """A copy of ``doc`` with the analysis fields filled (the input is returned on failure)."""
+        return self.enrich_many([doc])[0]
+
+    def enrich_many(self, docs: Sequence[Document]) -> list[Document]:
+        out: list[Document] = []
+        for start in range(0, len(docs), BATCH_SIZE):
+            batch = list(docs[start : start + BATCH_SIZE])
+            try:
+                out.extend(self._enrich_batch(batch))
+            except Exception:  # one bad document must not sink the batch: retry one by one
+                log.exception("batch enrichment failed; retrying %d documents one by one", len(batch))
+                for doc in batch:
+                    try:
+                        out.extend(self._enrich_batch([doc]))
+                    except Exception:
+                        log.exception(
+                            "enrichment failed for document %s (%s); left unenriched", doc.id, doc.url
+                        )
+                        out.append(doc)
+        return out
+
+    def _enrich_batch(self, docs: list[Document]) -> list[Document]:
+        titles = [d.title or "" for d in docs]
+        texts = [d.text or "" for d in docs]
+        topics = self.topic.predict(texts, titles)
+        sentiment_inputs = [
+            t if d.source_type != SourceType.news else t[:SENTIMENT_CHARS]
+            for d, t in zip(docs, texts, strict=True)
+        ]
+        sentiments = self.sentiment.predict(sentiment_inputs, titles)
+        toxic_idx = [
+            i for i, d in enumerate(docs) if self.toxicity_for_news or d.source_type != SourceType.news
+        ]
+        toxic_preds: dict[int, Prediction] = {}
+        if toxic_idx:
+            preds = self.toxicity.predict([texts[i] for i in toxic_idx], [titles[i] for i in toxic_idx])
+            toxic_preds = dict(zip(toxic_idx, preds, strict=True))
+        out = []
+        for i, doc in enumerate(docs):
+            out.append(self._fill(doc, topics[i], sentiments[i], toxic_preds.get(i)))
+        return out
+
+    def _fill(
+        self, doc: Document, topic: Prediction, sentiment: Prediction, toxicity: Prediction | None
+    ) -> Document:
+        title, text = doc.title or "", doc.text or ""
+        lang, _confidence = detect_language(f"{title}\n{text[:2000]}")
+        entities = self.entities.extract(title, text)
+        lead, rest = split_lead(text)
+        update: dict[str, Any] = {
+            "lang": lang,
+            "topic": topic.label,
+            "topic_scores": topic.scores,
+            "sentiment": sentiment.label,
+            "sentiment_scores": sentiment.scores,
+            "entities": entities,
+            "keywords": extract_keywords(title, text, k=self.keywords_per_doc),
+            "province_relevance": province_relevance(
+                entities, title, lead, rest, self.province, self.gazetteer
+            ),
+        }
+        if toxicity is not None:
+            update["toxicity"] = toxicity.label
+            update["toxicity_scores"] = toxicity.scores
+        # Validate the filled document (model_copy alone would skip validation).
+        return Document.model_validate({**doc.model_dump(), **update})
+
+
+def _with_aliases(gaz: Gazetteer, province: str, aliases: Sequence[str]) -> Gazetteer:
+    """The gazetteer, plus any configured alias it does not know yet, linked to ``province``."""
+    canonical = gaz.canonical_province(province) or province
+    unknown = [a for a in aliases if gaz.canonical_province(a) is None]
+    if gaz.canonical_province(province) is None:
+        unknown.append(province)
+    if not unknown:
+        return gaz
+    extended = copy.deepcopy(gaz)
+    for alias in unknown:
+        extended.add(alias, _Phrase("LOC", canonical, "province"))
+        extended.province_lookup[alias] = canonical
+    return extended

@@ -1,0 +1,154 @@
+"""The shipped linear text model: hashed syllable/char n-grams → linear classifier → calibrated softmax.
+
+Hashing keeps the model small and stateless (no vocabulary to store), so a model file is the IDF
+vector plus one weight row per class. Probabilities come from a softmax over the decision scores
+with one temperature fitted on held-out data (cheaper than ``CalibratedClassifierCV``, which would
+store three classifiers).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.utils import murmurhash3_32
+
+from nlp.normalize import normalize_social, normalize_tone_marks
+
+_SYLLABLE_RE = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How text becomes features. Part of a saved model: predicting must use the training settings."""
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    word_features: int = 2**18
+    char_ngrams: tuple[int, int] | None = (2, 4)
+    char_features: int = 2**17
+    max_chars: int = 4000
+    social: bool = False
+
+
+def preprocess(text: str, config: FeatureConfig) -> str:
+    """Normalise and lower-case; comments also get teencode and stretched letters fixed."""
+    text = text[: config.max_chars]
+    text = normalize_social(text) if config.social else normalize_tone_marks(text)
+    return text.lower()
+
+
+def syllables(text: str) -> list[str]:
+    """Split into syllables (âm tiết): fast, and 1–2-grams of syllables cover most words."""
+    return _SYLLABLE_RE.findall(text)
+
+
+class HashedTfidf:
+    """Stateless hashing + fitted IDF for syllable n-grams and (optionally) character n-grams."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+        self._word = HashingVectorizer(
+            analyzer="word",
+            tokenizer=syllables,
+            token_pattern=None,
+            lowercase=False,
+            ngram_range=config.word_ngrams,
+            n_features=config.word_features,
+            alternate_sign=False,
+            norm=None,
+            dtype=np.float32,
+        )
+        self._char = (
+            HashingVectorizer(
+                analyzer="char_wb",
+                lowercase=False,
+                ngram_range=config.char_ngrams,
+                n_features=config.char_features,
+                alternate_sign=False,
+                norm=None,
+                dtype=np.float32,
+            )
+            if config.char_ngrams
+            else None
+        )
+        self._idf = TfidfTransformer(sublinear_tf=True)
+
+    def _counts(self, texts: list[str]) -> sp.csr_matrix:
+        clean = [preprocess(t, self.config) for t in texts]
+        blocks = [self._word.transform(clean)]
+        if self._char is not None:
+            blocks.append(self._char.transform(clean))
+        return sp.hstack(blocks, format="csr")
+
+    def fit_transform(self, texts: list[str]) -> sp.csr_matrix:
+        return self._idf.fit_transform(self._counts(texts)).astype(np.float32)
+
+    def transform(self, texts: list[str]) -> sp.csr_matrix:
+        return self._idf.transform(self._counts(texts)).astype(np.float32)
+
+
+def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+    z = scores / max(temperature, 1e-6)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def fit_temperature(scores: np.ndarray, gold: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood on held-out scores (temperature scaling)."""
+    best_t, best_nll = 1.0, float("inf")
+    for t in np.geomspace(0.02, 5.0, 60):
+        p = softmax(scores, float(t))
+        nll = -float(np.mean(np.log(p[np.arange(len(gold)), gold] + 1e-12)))
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t
+
+
+@dataclass
+class LinearTextModel:
+    """A trained model for one task: features, linear weights, labels, temperature and provenance."""
+
+    task: str
+    labels: list[str]
+    features: HashedTfidf
+    coef: np.ndarray  # (n_labels, n_features) float32
+    intercept: np.ndarray  # (n_labels,)
+    temperature: float = 1.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def decision_function(self, texts: list[str]) -> np.ndarray:
+        x = self.features.transform(texts)
+        scores = np.asarray(x @ self.coef.T) + self.intercept
+        if len(self.labels) == 2 and scores.shape[1] == 1:
+            scores = np.hstack([-scores, scores])
+        return scores
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return softmax(self.decision_function(texts), self.temperature)
+
+    def predict(self, texts: list[str]) -> list[str]:
+        return [self.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    def top_features(self, text: str, label: str, k: int = 10) -> list[tuple[str, float]]:
+        """Syllable n-grams of ``text`` that push most towards ``label`` (why this prediction)."""
+        row = self.coef[self.labels.index(label)]
+        grams: set[str] = set()
+        toks = syllables(preprocess(text, self.features.config))
+        lo, hi = self.features.config.word_ngrams
+        for n in range(lo, hi + 1):
+            grams.update(" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1))
+        if not grams:
+            return []
+        n_word = self.features.config.word_features
+        contributions = []
+        for gram in sorted(grams):
+            # Same index HashingVectorizer uses: |murmurhash3_32(feature)| mod n_features.
+            idx = abs(int(murmurhash3_32(gram, seed=0))) % n_word
+            contributions.append((gram, float(row[idx])))
+        contributions.sort(key=lambda kv: kv[1], reverse=True)
+        return [kv for kv in contributions[:k] if kv[1] > 0]

@@ -1,0 +1,596 @@
+"""Train and evaluate the linear text classifiers (huấn luyện / đánh giá mô hình).
+
+Data are gzipped (or plain) JSONL files with ``text`` and ``label``. A path may end with ``#train`` or
+``#dev`` to take a deterministic 90/10 split made by hashing each row's ``id`` (or its text) — for
+corpora shipped without a dev split (tc201805_baomoi, vlsp2016_sa). Dataset labels are mapped onto
+our label codes through the explicit tables below; rows whose label maps to ``None`` are skipped.
+
+    python -m nlp.train --task topic --out DIR [--data PATH ...] [--dev PATH ...] [--config FILE]
+    python -m nlp.train --task topic --eval DIR --dev PATH ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import itertools
+import json
+import re
+import sys
+import time
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import yaml
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.svm import LinearSVC
+
+from nlp.normalize import normalize_tone_marks
+from nlp.textmodel import FeatureConfig, HashedTfidf, LinearTextModel, fit_temperature
+from schema.labels import SENTIMENTS, TOPICS, TOXICITY_LABELS
+
+TASKS: dict[str, list[str]] = {
+    "topic": list(TOPICS),
+    "sentiment": list(SENTIMENTS),
+    "toxicity": list(TOXICITY_LABELS),
+}
+
+#: The one table that maps each dataset's own labels onto our topic codes (bảng ánh xạ nhãn).
+#: ``None`` = too mixed to map (the row is not used for training).
+TOPIC_LABEL_MAP: dict[str, dict[str, str | None]] = {
+    "vntc": {
+        "Chinh tri Xa hoi": "chinh-tri",
+        "Doi song": "doi-song",
+        "Khoa hoc": "cong-nghe",
+        "Kinh doanh": "kinh-te",
+        "Phap luat": "phap-luat",
+        "Suc khoe": "y-te",
+        "The gioi": "the-gioi",
+        "The thao": "the-thao",
+        "Van hoa": "van-hoa",
+        "Vi tinh": "cong-nghe",
+    },
+    "tc201805_baomoi": {
+        "am thuc": "doi-song",
+        "bat dong san": "dat-dai",
+        "chinh tri va phap luat": None,  # politics and crime mixed in one class
+        "con nguoi va xa hoi": "doi-song",
+        "con nguoi va xa hoi - gia dinh va cac moi quan he - hon nhan": "doi-song",
+        "con nguoi va xa hoi - khoa hoc xa hoi - van hoa": "van-hoa",
+        "du lich": "van-hoa",
+        "giao duc va viec lam - giao duc": "giao-duc",
+        "giao duc va viec lam - viec lam": "kinh-te",
+        "khoa hoc": "cong-nghe",
+        "khoa hoc - sinh thai va moi truong": "moi-truong",
+        "kinh doanh va cong nghiep": "kinh-te",
+        "lam dep va the hinh - suc khoe": "y-te",
+        "lam dep và the hinh": "doi-song",
+        "mang may tinh va vien thong": "cong-nghe",
+        "may vi tinh va do dien tu": "cong-nghe",
+        "may vi tinh va do dien tu - mang may tinh va vien thong": "cong-nghe",
+        "mua sam": None,  # product ads, no news topic
+        "mua sam - trang phuc": None,
+        "nha vuon": "doi-song",
+        "sach va van hoc": "van-hoa",
+        "so thich": "doi-song",
+        "suc khoe": "y-te",
+        "tai chinh": "kinh-te",
+        "tai chinh - dau tu - co phieu va trai phieu": "kinh-te",
+        "the thao - the thao doi khang": "the-thao",
+        "the thao - the thao dong doi - bong da": "the-thao",
+        "thu cung va dong vat": "doi-song",
+        "tro choi": "van-hoa",  # games as entertainment
+    },
+}
+
+#: Sentiment and toxicity datasets use our codes up to case (``CLEAN`` → ``clean``).
+CASE_ONLY_TASKS = ("sentiment", "toxicity")
+
+DEFAULT_TRAIN_DATA: dict[str, list[str]] = {
+    "topic": ["vntc/train.jsonl.gz", "tc201805_baomoi/corpus.jsonl.gz#train"],
+    "sentiment": [
+        "vlsp2016_sa/train.jsonl.gz#train",
+        "uit_vsfc/train.jsonl.gz",
+        "aivivn2019_sa/train.jsonl.gz",
+    ],
+    "toxicity": ["vihsd/train.jsonl.gz"],
+}
+DEFAULT_DEV_DATA: dict[str, list[str]] = {
+    "topic": ["vntc/dev.jsonl.gz", "tc201805_baomoi/corpus.jsonl.gz#dev"],
+    "sentiment": ["vlsp2016_sa/train.jsonl.gz#dev", "uit_vsfc/dev.jsonl.gz"],
+    "toxicity": ["vihsd/dev.jsonl.gz"],
+}
+
+#: Licence notes for model cards (from each dataset's SOURCE.md).
+DATASET_LICENCES: dict[str, str] = {
+    "vntc": "corpus MIT (© 2019 Vu Cong Duy Hoang); article texts © their publishers (~2006)",
+    "tc201805_baomoi": "no licence stated; baomoi/Facebook texts © publishers — research/internal use only",
+    "vlsp2016_sa": "VLSP user agreement — research only, no redistribution",
+    "uit_vsfc": "UIT NLP Group — research only",
+    "aivivn2019_sa": "AIVIVN 2019 contest data — research only",
+    "vihsd": "research purposes only (per its README)",
+}
+
+SEED_RULES_PATH = Path(__file__).with_name("topic_seed_rules.yaml")
+SHIPPED_MODELS_DIR = Path(__file__).with_name("models")
+MODEL_FILENAME = "model.joblib"
+
+
+def default_datasets_dir() -> Path:
+    """``../shared/datasets`` relative to the repository root (datasets are never copied in)."""
+    return Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Knobs of one training run; a YAML ``--config`` file may set any of them."""
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    word_features: int = 2**18
+    char_ngrams: tuple[int, int] | None = (2, 4)
+    char_features: int = 2**17
+    max_chars: int = 4000
+    social: bool = False
+    c: float = 0.5
+    class_weight: str | None = None
+    calibration_fraction: float = 0.1
+    max_rows_per_source: int | None = None
+    use_seed_rules: bool = True
+    seed: int = 13
+
+    def features(self) -> FeatureConfig:
+        return FeatureConfig(
+            word_ngrams=self.word_ngrams,
+            word_features=self.word_features,
+            char_ngrams=self.char_ngrams,
+            char_features=self.char_features,
+            max_chars=self.max_chars,
+            social=self.social,
+        )
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys {sorted(unknown)}; known keys: {sorted(known)}")
+        clean: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return cls(**clean)
+
+
+#: Per-task defaults chosen by dev macro-F1 (see nlp/models/<task>/metrics.json).
+DEFAULT_CONFIGS: dict[str, TrainConfig] = {
+    "topic": TrainConfig(char_ngrams=None, word_features=2**19, c=0.5, max_chars=3000),
+    "sentiment": TrainConfig(social=True, c=0.3, max_chars=1500),
+    "toxicity": TrainConfig(social=True, c=0.3, class_weight="balanced", max_chars=1000),
+}
+
+
+@dataclass
+class Metrics:
+    """Evaluation of a model on one labelled set."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    weighted_f1: float
+    per_class: dict[str, dict[str, float]]
+    labels: list[str]
+    confusion: list[list[int]]
+    expected_calibration_error: float
+    data: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _split_of(row: dict[str, Any], dev_fraction: float = 0.1) -> str:
+    key = str(row.get("id") or row.get("orig_id") or row.get("text", ""))
+    bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "dev" if bucket < dev_fraction else "train"
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(
+                        f"{path}:{line_no}: not valid JSON ({exc.msg}); fix or remove the line"
+                    ) from exc
+
+
+def map_label(task: str, dataset: str, label: str) -> str | None:
+    """Our label code for a dataset label, ``None`` when it is deliberately unused.
+
+    Raises ``ValueError`` for an unknown label so a new dataset cannot silently train garbage.
+    """
+    if task == "topic":
+        if label in TOPICS:
+            return label  # analysts' own data already uses our codes
+        table = TOPIC_LABEL_MAP.get(dataset)
+        if table is None or label not in table:
+            raise ValueError(
+                f"topic label {label!r} of dataset {dataset!r} is not in TOPIC_LABEL_MAP (nlp/train.py); "
+                f"add it there or relabel the data with codes from {list(TOPICS)}"
+            )
+        return table[label]
+    code = label.lower()
+    if code not in TASKS[task]:
+        raise ValueError(f"{task} label {label!r} of dataset {dataset!r} is not one of {TASKS[task]}")
+    return code
+
+
+def load_examples(
+    task: str, source: str | Path, limit: int | None = None, seed: int = 13
+) -> tuple[list[str], list[str]]:
+    """Texts and mapped labels from one data path (``path[#train|#dev]``).
+
+    ``limit`` takes an evenly spread sample (every k-th row), so small slices still cover all labels.
+    """
+    raw = str(source)
+    path_str, _, part = raw.partition("#")
+    path = Path(path_str)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"training data {path} not found; pass --data with an existing JSONL(.gz) file"
+        )
+    if part not in ("", "train", "dev"):
+        raise ValueError(f"{raw}: the part after '#' must be 'train' or 'dev'")
+    dataset = path.parent.name
+    texts: list[str] = []
+    labels: list[str] = []
+    for row in _read_jsonl(path):
+        if part and _split_of(row) != part:
+            continue
+        text = str(row.get("text") or "")
+        if not text.strip() or row.get("label") is None:
+            continue
+        label = map_label(task, dataset, str(row["label"]))
+        if label is None:
+            continue
+        texts.append(unicodedata.normalize("NFC", text))
+        labels.append(label)
+    if limit is not None and len(texts) > limit:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(texts), size=limit, replace=False))
+        texts = [texts[i] for i in keep]
+        labels = [labels[i] for i in keep]
+    return texts, labels
+
+
+# --------------------------------------------------------------------------- weak supervision
+
+
+@dataclass(frozen=True)
+class SeedRule:
+    """One analyst-editable weak-supervision rule (see topic_seed_rules.yaml)."""
+
+    label: str
+    strong: tuple[str, ...]
+    keywords: tuple[str, ...]
+    min_hits: int = 2
+    window: int = 400
+
+    def matches(self, text: str) -> bool:
+        grams = _ngrams(text[: self.window])
+        if any(p in grams for p in self.strong):
+            return True
+        return sum(1 for k in self.keywords if k in grams) >= self.min_hits
+
+
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+
+
+def _ngrams(text: str, max_n: int = 6) -> set[str]:
+    """All 1..max_n syllable n-grams of ``text``, lower-cased and space-joined (phrase lookup by set)."""
+    toks = _WORD_RE.findall(normalize_tone_marks(text).lower())
+    return {" ".join(toks[i : i + n]) for n in range(1, max_n + 1) for i in range(len(toks) - n + 1)}
+
+
+def load_seed_rules(path: Path = SEED_RULES_PATH) -> list[SeedRule]:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    rules = []
+    for label, spec in raw.items():
+        if label not in TOPICS:
+            raise ValueError(f"{path}: seed rule for unknown topic {label!r}; use one of {list(TOPICS)}")
+        rules.append(
+            SeedRule(
+                label=label,
+                strong=tuple(
+                    " ".join(_WORD_RE.findall(normalize_tone_marks(s).lower()))
+                    for s in spec.get("strong", [])
+                ),
+                keywords=tuple(
+                    " ".join(_WORD_RE.findall(normalize_tone_marks(s).lower()))
+                    for s in spec.get("keywords", [])
+                ),
+                min_hits=int(spec.get("min_hits", 2)),
+                window=int(spec.get("window", 400)),
+            )
+        )
+    return rules
+
+
+def apply_seed_rules(texts: Sequence[str], labels: Sequence[str], rules: Sequence[SeedRule]) -> list[str]:
+    """Relabel the examples a rule matches (first matching rule wins); others keep their label."""
+    out = []
+    for text, label in zip(texts, labels, strict=True):
+        new = next((r.label for r in rules if r.matches(text)), label)
+        out.append(new)
+    return out
+
+
+# --------------------------------------------------------------------------- train / evaluate
+
+
+def _resolve(paths: Sequence[str | Path], datasets_dir: Path) -> list[str]:
+    out = []
+    for p in paths:
+        s = str(p)
+        path_part = s.partition("#")[0]
+        out.append(s if Path(path_part).is_absolute() or Path(path_part).exists() else str(datasets_dir / s))
+    return out
+
+
+def _data_fingerprint(paths: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        path = Path(p.partition("#")[0])
+        stat = path.stat()
+        h.update(f"{p}|{stat.st_size}|{int(stat.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | None = None) -> LinearTextModel:
+    """Fit a model for ``task`` on the given data; a slice is held out to fit the probability temperature."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
+    cfg = config or DEFAULT_CONFIGS[task]
+    paths = _resolve(data_paths, default_datasets_dir())
+    texts: list[str] = []
+    labels: list[str] = []
+    per_source: dict[str, int] = {}
+    for given, p in zip(data_paths, paths, strict=True):
+        t, y = load_examples(task, p, limit=cfg.max_rows_per_source, seed=cfg.seed)
+        texts += t
+        labels += y
+        per_source[str(given)] = len(t)
+    if not texts:
+        raise ValueError(f"no labelled rows found in {paths}")
+    relabelled = 0
+    if task == "topic" and cfg.use_seed_rules:
+        new_labels = apply_seed_rules(texts, labels, load_seed_rules())
+        relabelled = sum(a != b for a, b in zip(labels, new_labels, strict=True))
+        labels = new_labels
+    present = [lab for lab in TASKS[task] if lab in set(labels)]
+    if len(present) < 2:
+        raise ValueError(f"need at least two labels to train {task}; found {present}")
+    y_idx = np.array([present.index(lab) for lab in labels])
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(texts))
+    n_cal = int(len(texts) * cfg.calibration_fraction) if len(texts) >= 50 else 0
+    cal_idx, fit_idx = order[:n_cal], order[n_cal:]
+
+    features = HashedTfidf(cfg.features())
+    x_fit = features.fit_transform([texts[i] for i in fit_idx])
+    clf = LinearSVC(C=cfg.c, class_weight=cfg.class_weight, random_state=cfg.seed)
+    clf.fit(x_fit, y_idx[fit_idx])
+    model = LinearTextModel(
+        task=task,
+        labels=present,
+        features=features,
+        coef=clf.coef_.astype(np.float32),
+        intercept=clf.intercept_.astype(np.float32),
+    )
+    if n_cal:
+        cal_scores = model.decision_function([texts[i] for i in cal_idx])
+        model.temperature = fit_temperature(cal_scores, y_idx[cal_idx])
+    model.info = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": per_source,
+        "data_fingerprint": _data_fingerprint(paths),
+        "rows": len(texts),
+        "relabelled_by_seed_rules": relabelled,
+        "label_counts": {lab: int((y_idx == i).sum()) for i, lab in enumerate(present)},
+        "config": asdict(cfg),
+        "classifier": "LinearSVC + temperature-scaled softmax",
+    }
+    return model
+
+
+def _ece(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == gold
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in itertools.pairwise(edges):
+        mask = (conf > lo) & (conf <= hi)
+        if mask.any():
+            total += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(total)
+
+
+def evaluate(
+    model: LinearTextModel,
+    data_path: str | Path,
+    restrict_to_gold_labels: bool = False,
+    limit: int | None = None,
+) -> Metrics:
+    """Per-class precision/recall/F1, macro-/weighted-F1, confusion matrix and calibration error.
+
+    ``restrict_to_gold_labels`` predicts only among labels the data can contain (e.g. the 9 VNTC
+    classes), for comparing with published numbers on that label set.
+    """
+    (path,) = _resolve([data_path], default_datasets_dir())
+    texts, gold_labels = load_examples(model.task, path, limit=limit)
+    if not texts:
+        raise ValueError(f"no labelled rows in {path}")
+    probs = model.predict_proba(texts)
+    if restrict_to_gold_labels:
+        allowed = np.array([lab in set(gold_labels) for lab in model.labels])
+        probs = np.where(allowed, probs, 0.0)
+        probs = probs / probs.sum(axis=1, keepdims=True)
+    labels = [
+        lab
+        for lab in model.labels
+        if lab in set(gold_labels) or (probs.argmax(axis=1) == model.labels.index(lab)).any()
+    ]
+    pred = [model.labels[i] for i in probs.argmax(axis=1)]
+    p, r, f, s = precision_recall_fscore_support(gold_labels, pred, labels=labels, zero_division=0)
+    gold_set = set(gold_labels)
+    in_gold = [i for i, lab in enumerate(labels) if lab in gold_set]
+    weights = np.array([s[i] for i in in_gold], dtype=float)
+    gold_idx = np.array([model.labels.index(g) if g in model.labels else -1 for g in gold_labels])
+    return Metrics(
+        n=len(texts),
+        accuracy=float(np.mean([a == b for a, b in zip(pred, gold_labels, strict=True)])),
+        macro_f1=float(np.mean([f[i] for i in in_gold])),
+        weighted_f1=float(np.average([f[i] for i in in_gold], weights=weights)),
+        per_class={
+            lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, lab in enumerate(labels)
+        },
+        labels=labels,
+        confusion=confusion_matrix(gold_labels, pred, labels=labels).tolist(),
+        expected_calibration_error=_ece(probs, gold_idx),
+        data=str(data_path),
+    )
+
+
+def save_model(model: LinearTextModel, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / MODEL_FILENAME
+    joblib.dump(model, target, compress=3)
+    return target
+
+
+def load_model(path: Path) -> LinearTextModel:
+    model = joblib.load(path)
+    if not isinstance(model, LinearTextModel):
+        raise TypeError(f"{path} does not hold a LinearTextModel; retrain it with `python -m nlp.train`")
+    return model
+
+
+def model_card(model: LinearTextModel, results: dict[str, dict[str, Any]]) -> str:
+    """Markdown card: what the model is, what it was trained on (and their licences), how it scores."""
+    info = model.info
+    size_mb = sum(np.asarray(a).nbytes for a in (model.coef, model.intercept)) / 1e6
+    lines = [
+        f"# {model.task} model (shipped default)",
+        "",
+        f"- Kind: {info.get('classifier')}; features: hashed syllable n-grams"
+        + (" + character n-grams" if model.features.config.char_ngrams else "")
+        + f" (TF-IDF, sublinear); labels: {', '.join(model.labels)}.",
+        f"- Trained: {info.get('trained_at')} in {info.get('train_seconds', '?')} s"
+        f" on {info.get('rows')} rows;"
+        f" weights {size_mb:.1f} MB in memory; probability temperature {model.temperature:.3f}.",
+        f"- Config: `{json.dumps(info.get('config'), ensure_ascii=False)}`",
+        f"- Label counts: `{json.dumps(info.get('label_counts'), ensure_ascii=False)}`",
+        "- Retrain: `python -m nlp.train --task "
+        + model.task
+        + " --out DIR` (data read from ../shared/datasets).",
+        "",
+        "## Training data and licences",
+        "",
+        "The datasets are NOT in the repository; only these derived weights are. Most are research-only.",
+        "",
+    ]
+    for source, rows in (info.get("data") or {}).items():
+        dataset = Path(source.partition("#")[0]).parent.name
+        lines.append(
+            f"- `{dataset}/{Path(source).name}`: {rows} rows"
+            f" — {DATASET_LICENCES.get(dataset, 'see SOURCE.md')}"
+        )
+    if model.task == "topic":
+        lines += [
+            "",
+            "## Label mapping and weak supervision",
+            "",
+            "Dataset labels map onto the taxonomy through `TOPIC_LABEL_MAP` in `nlp/train.py` (tested).",
+            f"`giao-thong` has no labelled data: {info.get('relabelled_by_seed_rules')} training examples"
+            " were re-labelled by the analyst-editable seed rules in `nlp/topic_seed_rules.yaml` (traffic,"
+            " land/planning and environment keywords in the title + lead); the model then learns those"
+            " topics from full texts. Its quality on real traffic news is not measured (no gold data).",
+        ]
+    lines += [
+        "",
+        "## Dev-set results",
+        "",
+        "| data | n | macro-F1 | weighted-F1 | accuracy | ECE |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in results.items():
+        lines.append(
+            f"| {name} | {m['n']} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} | {m['accuracy']:.4f} |"
+            f" {m['expected_calibration_error']:.3f} |"
+        )
+    lines += ["", "Per-class precision/recall/F1 and confusion matrices: `metrics.json`.", ""]
+    comparison = info.get("comparison")
+    if comparison:
+        lines += ["## Model comparison (dev macro-F1)", "", str(comparison), ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nlp.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", required=True, choices=list(TASKS))
+    parser.add_argument("--out", type=Path, help="directory to write model.joblib and metrics.json to")
+    parser.add_argument("--eval", type=Path, help="evaluate the model in this directory instead of training")
+    parser.add_argument("--data", nargs="*", help="training data paths (default: the shipped recipe)")
+    parser.add_argument("--dev", nargs="*", help="evaluation data paths (default: the shipped recipe)")
+    parser.add_argument("--config", type=Path, help="YAML file with TrainConfig keys")
+    args = parser.parse_args(argv)
+
+    dev = args.dev if args.dev is not None else DEFAULT_DEV_DATA[args.task]
+    if args.eval:
+        model = load_model(args.eval / MODEL_FILENAME)
+    else:
+        if not args.out:
+            parser.error("--out is required when training")
+        config = DEFAULT_CONFIGS[args.task]
+        if args.config:
+            config = TrainConfig.from_mapping(yaml.safe_load(args.config.read_text(encoding="utf-8")) or {})
+        started = time.perf_counter()
+        model = train(args.task, args.data or DEFAULT_TRAIN_DATA[args.task], config)
+        model.info["train_seconds"] = round(time.perf_counter() - started, 1)
+        save_model(model, args.out)
+    results = {}
+    for d in dev:
+        results[d] = evaluate(model, d).to_dict()
+        print(
+            f"{d}: macro-F1 {results[d]['macro_f1']:.4f} weighted-F1 {results[d]['weighted_f1']:.4f}",
+            file=sys.stderr,
+        )
+        if args.task == "topic":
+            restricted = evaluate(model, d, restrict_to_gold_labels=True).to_dict()
+            results[d + " (restricted to gold labels)"] = restricted
+            print(f"{d} restricted: macro-F1 {restricted['macro_f1']:.4f}", file=sys.stderr)
+    report = {"task": args.task, "model": model.info, "dev": results}
+    if args.out and not args.eval:
+        (args.out / "metrics.json").write_text(
+            json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        (args.out / "model_card.md").write_text(model_card(model, results), encoding="utf-8")
+    print(json.dumps({k: round(v["macro_f1"], 4) for k, v in results.items()}, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
