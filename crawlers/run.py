@@ -53,6 +53,8 @@ class CrawlConfig:
     flush_interval_s: float = 10.0
     cluster_stories: bool = True
     log_level: str = "INFO"
+    #: Let Scrapy install its root log handler; False when the caller configured logging already.
+    configure_logging: bool = True
 
 
 @dataclass
@@ -186,7 +188,7 @@ def run_crawl(
     state = CrawlState(state_dir)
     clusterer = StoryClusterer(state_dir) if config.cluster_stories else None
     delivered: set[str] = set()
-    process = CrawlerProcess(scrapy_settings(config), install_root_handler=True)
+    process = CrawlerProcess(scrapy_settings(config), install_root_handler=config.configure_logging)
     crawlers: list[tuple[Crawler, RunContext]] = []
     for source in sources:
         if source.type not in WEB_KINDS:
