@@ -43,7 +43,8 @@ def settings() -> Settings:
 @app.callback()
 def _global(
     home: Annotated[
-        Path | None, typer.Option("--home", help="Data directory (overrides DULUAN_HOME).", show_default=False)
+        Path | None,
+        typer.Option("--home", help="Data directory (overrides DULUAN_HOME).", show_default=False),
     ] = None,
 ) -> None:
     if home is not None:
@@ -61,10 +62,14 @@ def _parse_day(value: str | None, option: str) -> date | None:
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='Query, e.g. \'"Bình Phước" AND topic:giao-thong -quảng_cáo\'.')] = "",
+    query: Annotated[
+        str, typer.Argument(help="Query, e.g. '\"Bình Phước\" AND topic:giao-thong -quảng_cáo'.")
+    ] = "",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per hit.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 20,
-    date_from: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (local time).")] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (local time).")
+    ] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD, inclusive.")] = None,
     topic: Annotated[str | None, typer.Option(help="Topic code, e.g. the-thao.")] = None,
     sentiment: Annotated[str | None, typer.Option(help="negative, neutral or positive.")] = None,
@@ -124,7 +129,9 @@ def search(
         d = hit.document
         when = d.published_at.astimezone(s.tz).strftime("%Y-%m-%d %H:%M") if d.published_at else "—"
         out.print(f"[bold]{_plain(d.title)}[/bold]", highlight=False)
-        out.print(f"  {when} · {d.source} · {d.topic or '—'} · {d.sentiment or '—'} · {d.url}", highlight=False)
+        out.print(
+            f"  {when} · {d.source} · {d.topic or '—'} · {d.sentiment or '—'} · {d.url}", highlight=False
+        )
 
 
 def _plain(text: str) -> str:
@@ -179,7 +186,9 @@ def index_load(
 @app.command()
 def extract(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A saved HTML page.")],
-    url: Annotated[str | None, typer.Option(help="Where the page came from (site rules, relative links).")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Where the page came from (site rules, relative links).")
+    ] = None,
 ) -> None:
     """Extract one article page and print one JSON object (title, text, published_at, ...)."""
     from crawlers.extract import extract_to_json
@@ -209,6 +218,72 @@ def up() -> None:
     s = settings()
     setup_logging(s)
     run_service(s)
+
+
+@app.command()
+def demo(
+    serve: Annotated[bool, typer.Option("--serve", help="Leave the web UI up afterwards.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run the whole loop offline on the bundled news site and print a summary."""
+    from rich.table import Table
+
+    from duluan.demo import run_demo
+    from duluan.logs import setup_logging
+
+    s = settings()
+    setup_logging(s.model_copy(update={"log_level": "WARNING"}))
+    summary = run_demo(s)
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), ensure_ascii=False))
+    else:
+        table = Table(title="Duluan demo", show_header=False)
+        table.add_row("Pages fetched / extracted", f"{summary.crawled} / {summary.extracted}")
+        table.add_row("Documents in the index (demo sources)", str(summary.documents_in_index))
+        table.add_row("…with topic and sentiment", str(summary.with_topic_and_sentiment))
+        table.add_row("Topics", ", ".join(f"{k} {v}" for k, v in sorted(summary.topics.items())))
+        table.add_row("Sentiments", ", ".join(f"{k} {v}" for k, v in sorted(summary.sentiments.items())))
+        table.add_row("Unreachable sources", ", ".join(summary.unreachable) or "none")
+        table.add_row("Alert rules installed now", str(len(summary.rules_installed)))
+        table.add_row("Alerts fired", str(summary.alerts_fired))
+        table.add_row(f"Digest ({summary.digest_day or 'today'})", str(summary.digest_path))
+        Console().print(table)
+    if summary.documents_in_index == 0:
+        err.print("The demo indexed no documents; see the log lines above for why.")
+        raise typer.Exit(1)
+    if serve:
+        import uvicorn
+
+        from duluan.web import create_app
+
+        Console().print(f"Serving the UI on http://{s.web.host}:{s.web.port}/ (Ctrl+C to stop)")
+        uvicorn.run(create_app(s), host=s.web.host, port=s.web.port, log_level="warning")
+
+
+@app.command()
+def crawl(
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Source id; repeat for several.")
+    ] = None,
+) -> None:
+    """Crawl sources now (default: every enabled source) and print a per-source report."""
+    from duluan.logs import setup_logging
+    from duluan.operations import UnknownSourceError, crawl_sources
+
+    s = settings()
+    setup_logging(s)
+    try:
+        report = crawl_sources(s, source or None)
+    except UnknownSourceError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    for source_id, r in report.sources.items():
+        status = f"unreachable ({r.unreachable})" if r.unreachable else "ok"
+        typer.echo(
+            f"{source_id}: {status}; fetched {r.fetched}, extracted {r.extracted}, indexed {r.indexed}, "
+            f"dropped {r.dropped}, errors {sum(r.errors.values())}"
+        )
+    typer.echo(json.dumps({"indexed": report.indexed, "unreachable": report.unreachable}, ensure_ascii=False))
 
 
 def main() -> None:

@@ -63,7 +63,9 @@ def daily_digest_job() -> None:
 
 
 def _log_job_error(event: JobExecutionEvent) -> None:
-    log.error("scheduled job %s crashed: %r (it will run again at its next time)", event.job_id, event.exception)
+    log.error(
+        "scheduled job %s crashed: %r (it will run again at its next time)", event.job_id, event.exception
+    )
 
 
 def build_scheduler(settings: Settings) -> BackgroundScheduler:

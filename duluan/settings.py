@@ -34,9 +34,13 @@ class _Section(BaseModel):
 
 
 class WebSettings(_Section):
-    host: str = Field("127.0.0.1", description="Bind address; only loopback unless you put it behind a proxy.")
+    host: str = Field(
+        "127.0.0.1", description="Bind address; only loopback unless you put it behind a proxy."
+    )
     port: int = Field(8000, ge=1, le=65535)
-    secret_key: SecretStr = Field(SecretStr(""), description="Signs session cookies; generated under home if empty.")
+    secret_key: SecretStr = Field(
+        SecretStr(""), description="Signs session cookies; generated under home if empty."
+    )
 
 
 class CrawlSettings(_Section):
@@ -47,11 +51,15 @@ class CrawlSettings(_Section):
     max_page_bytes: int = Field(5_000_000, ge=10_000, description="Pages larger than this are dropped.")
     min_body_chars: int = Field(200, ge=0, description="Pages with a shorter main text are not documents.")
     timeout_s: float = Field(30.0, gt=0)
-    sources_seed: Path | None = Field(None, description="YAML file of sources to seed; default: the shipped list.")
+    sources_seed: Path | None = Field(
+        None, description="YAML file of sources to seed; default: the shipped list."
+    )
 
 
 class NlpSettings(_Section):
-    models_dir: Path | None = Field(None, description="Models in use; default: <home>/models, then shipped ones.")
+    models_dir: Path | None = Field(
+        None, description="Models in use; default: <home>/models, then shipped ones."
+    )
 
 
 class IndexSettings(_Section):
@@ -98,7 +106,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Ho_Chi_Minh") from exc
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Asia/Ho_Chi_Minh"
+            ) from exc
         return value
 
     @classmethod
@@ -143,7 +153,9 @@ def load_settings(**overrides: Any) -> Settings:
     """Load settings, turning validation errors into one `ConfigError` that names key and file."""
     config_file = os.environ.get("DULUAN_CONFIG", DEFAULT_CONFIG_FILE)
     if "DULUAN_CONFIG" in os.environ and not Path(config_file).is_file():
-        raise ConfigError(f"DULUAN_CONFIG points to {config_file!r}, which does not exist; fix the path or unset it.")
+        raise ConfigError(
+            f"DULUAN_CONFIG points to {config_file!r}, which does not exist; fix the path or unset it."
+        )
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -52,9 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(QueryError)
     async def _query_error(_request: Request, exc: QueryError) -> JSONResponse:
-        return _problem(
-            400, "Invalid query", str(exc), detail_vi=exc.message_vi, position=exc.position
-        )
+        return _problem(400, "Invalid query", str(exc), detail_vi=exc.message_vi, position=exc.position)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -85,7 +83,13 @@ def create_app(settings: Settings) -> FastAPI:
         return body if ok else JSONResponse(body, status_code=503)
 
     def _search(
-        q: str, topic: str | None, sentiment: str | None, source: str | None, sort: str, limit: int, offset: int
+        q: str,
+        topic: str | None,
+        sentiment: str | None,
+        source: str | None,
+        sort: str,
+        limit: int,
+        offset: int,
     ) -> SearchOut:
         backend = open_backend(settings)
         try:
@@ -151,7 +155,14 @@ def create_app(settings: Settings) -> FastAPI:
         return TEMPLATES.TemplateResponse(
             request,
             "search.html",
-            {"q": q, "topic": topic or "", "result": result, "error": error, "topics": TOPICS, "sentiments": SENTIMENTS},
+            {
+                "q": q,
+                "topic": topic or "",
+                "result": result,
+                "error": error,
+                "topics": TOPICS,
+                "sentiments": SENTIMENTS,
+            },
         )
 
     return app

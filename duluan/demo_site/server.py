@@ -13,7 +13,7 @@ import hashlib
 import html
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import lru_cache
@@ -40,6 +40,37 @@ class DemoArticle:
     title: str
     published_at: datetime
     summary: str
+    #: 0 for the page itself; n > 0 for the n-th generated copy (load tests), whose canonical URL and
+    #: links to itself are rewritten so it is a distinct document with the same real template.
+    copy: int = 0
+
+    def body(self) -> bytes:
+        raw = self.file.read_bytes()
+        if not self.copy:
+            return raw
+        return raw.replace(self.original_url.encode(), copy_url(self.original_url, self.copy).encode())
+
+
+def copy_url(original_url: str, copy: int) -> str:
+    """The publisher URL of a generated copy, e.g. https://dantri.com.vn/c7/the-thao/...htm."""
+    parts = urlsplit(original_url)
+    return f"{parts.scheme}://{parts.netloc}/c{copy}{parts.path}"
+
+
+def with_copies(articles: tuple[DemoArticle, ...], copies: int) -> tuple[DemoArticle, ...]:
+    """The articles plus `copies - 1` generated copies of each (for crawl throughput runs)."""
+    generated = [
+        replace(
+            a,
+            path="/" + a.path.split("/")[1] + f"/c{n}/" + a.path.split("/", 2)[2],
+            original_url=copy_url(a.original_url, n),
+            title=f"{a.title} ({n})",
+            copy=n,
+        )
+        for n in range(1, copies)
+        for a in articles
+    ]
+    return articles + tuple(generated)
 
 
 def _site_path(original_url: str, outlet: str) -> str:
@@ -173,12 +204,15 @@ class _DemoHandler(BaseHTTPRequestHandler):
 class _DemoHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, copies: int = 1) -> None:
         super().__init__(("127.0.0.1", port), _DemoHandler)
         self.started_at = datetime.now(UTC).replace(microsecond=0)
-        self.articles = demo_articles()
-        self._pages = {a.path: a.file for a in self.articles}
-        self._pages.update({f"/dantri/listing/{p.name}": p for p in listing_files()})
+        self.articles = with_copies(demo_articles(), copies)
+        self._articles_by_path = {a.path: a for a in self.articles}
+        self._listings = {f"/dantri/listing/{p.name}": p for p in listing_files()}
+        self._feed = render_rss(self.base_url, self.articles).encode()
+        self._sitemap = render_sitemap(self.base_url, self.articles).encode()
+        self._section = render_section_listing(self.articles).encode()
 
     @property
     def base_url(self) -> str:
@@ -186,17 +220,19 @@ class _DemoHTTPServer(ThreadingHTTPServer):
 
     def route(self, path: str) -> tuple[bytes, str] | None:
         """Body and content type for a path, or None for 404."""
-        if path in self._pages:
-            return self._pages[path].read_bytes(), "text/html"
+        if path in self._articles_by_path:
+            return self._articles_by_path[path].body(), "text/html"
+        if path in self._listings:
+            return self._listings[path].read_bytes(), "text/html"
         if path == "/robots.txt":
             text = f"User-agent: *\nAllow: /\n\nSitemap: {self.base_url}/sitemap.xml\n"
             return text.encode(), "text/plain"
         if path == "/rss/tin-moi-nhat.rss":
-            return render_rss(self.base_url, self.articles).encode(), "application/rss+xml"
+            return self._feed, "application/rss+xml"
         if path == "/sitemap.xml":
-            return render_sitemap(self.base_url, self.articles).encode(), "application/xml"
+            return self._sitemap, "application/xml"
         if path in ("/", "/tin-moi-nhat.htm"):
-            return render_section_listing(self.articles).encode(), "text/html"
+            return self._section, "text/html"
         if path == "/rss/vnexpress-2017.xml":
             return (PAGES_DIR / "feeds" / "vnexpress_1.xml").read_bytes(), "application/rss+xml"
         return None
@@ -205,8 +241,8 @@ class _DemoHTTPServer(ThreadingHTTPServer):
 class DemoSite:
     """A running demo site; use as a context manager or call `close()`."""
 
-    def __init__(self, port: int = 0) -> None:
-        self._server = _DemoHTTPServer(port)
+    def __init__(self, port: int = 0, copies: int = 1) -> None:
+        self._server = _DemoHTTPServer(port, copies)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="duluan-demo-site", daemon=True
         )
@@ -251,6 +287,11 @@ class DemoSite:
         self.close()
 
 
-def serve_demo_site(port: int = 0) -> DemoSite:
-    """Start the demo site on 127.0.0.1 (port 0 picks a free port) in a background thread."""
-    return DemoSite(port)
+def serve_demo_site(port: int = 0, copies: int = 1) -> DemoSite:
+    """Start the demo site on 127.0.0.1 (port 0 picks a free port) in a background thread.
+
+    `copies > 1` adds generated copies of every article (13 × copies pages) for throughput runs.
+    """
+    if copies < 1:
+        raise ValueError(f"copies must be at least 1, got {copies}")
+    return DemoSite(port, copies)
