@@ -17,7 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -25,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from alerts.links import safe_url
 from alerts.rules import group_by_story
 from index.backend import SearchBackend, SearchFilters
 from schema import SENTIMENTS, TOPICS, Document
@@ -301,11 +301,6 @@ def format_change(value: float | None) -> str:
 def format_points(value: float) -> str:
     sign = "+" if value > 0 else ""
     return f"{sign}{value:.1f}".replace(".", ",") + " điểm %"
-
-
-def safe_url(url: str) -> str:
-    """Only http(s) links reach the page: a crawled `javascript:` URL becomes an inert '#'."""
-    return url if urlsplit(url).scheme in ("http", "https") else "#"
 
 
 def vietnamese_date(day: date) -> str:

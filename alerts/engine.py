@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -218,19 +217,3 @@ def run_rules_once(backend: SearchBackend, engine: Engine, now: datetime | None 
     for rule in load_rules(engine, enabled_only=True):
         fired.extend(evaluate_rule(backend, engine, rule, moment))
     return fired
-
-
-def pending_deliveries(engine: Engine, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
-    """Outbox rows due for a delivery attempt, oldest first (for the sender)."""
-    query = (
-        sa.select(alert_deliveries, alerts.c.title, alerts.c.body, alerts.c.rule_name)
-        .join(alerts, alerts.c.id == alert_deliveries.c.alert_id)
-        .where(alert_deliveries.c.status.in_(("pending", "failed")))
-        .where(
-            sa.or_(alert_deliveries.c.next_attempt_at.is_(None), alert_deliveries.c.next_attempt_at <= now)
-        )
-        .order_by(alert_deliveries.c.created_at, alert_deliveries.c.id)
-        .limit(limit)
-    )
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]

@@ -92,9 +92,11 @@ alerts = sa.Table(
     sa.Index("ix_alerts_created_at", "created_at"),
 )
 
-#: Delivery statuses (trạng thái gửi). `sending` is written before the network call: a crash between
-#: send and mark leaves `sending`, which the sender must not blindly resend.
-DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "bounced")
+#: Delivery statuses (trạng thái gửi). `sending` is written (with `claimed_at`) before the network call:
+#: a crash between send and mark leaves `sending`, which is never blindly resent — it becomes
+#: `interrupted` (reported) unless the channel's receiver de-duplicates on the idempotency key.
+#: `bounced`: the recipient was refused; `failed`: gave up after the maximum number of attempts.
+DELIVERY_STATUSES = ("pending", "sending", "sent", "bounced", "failed", "interrupted")
 
 alert_deliveries = sa.Table(
     "alert_deliveries",
@@ -108,6 +110,7 @@ alert_deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("next_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("claimed_at", UtcDateTime, nullable=True),
     sa.Column("sent_at", UtcDateTime, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Index("ix_alert_deliveries_status_next", "status", "next_attempt_at"),
