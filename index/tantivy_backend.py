@@ -484,15 +484,20 @@ class TantivyIndex:
         return written
 
     def upsert(self, documents: Iterable[Document]) -> int:
-        batch = [index_document(doc) for doc in documents]
-        ids = [doc.get_first("id") for doc in batch]
+        """Insert or replace by id in one commit; documents are streamed into the writer.
+
+        Preparing a document (Python) overlaps with indexing the previous ones (tantivy threads).
+        The input is materialised first so a slow generator never holds the shared writer lock.
+        Nothing is written if any document fails: the batch is rolled back.
+        """
+        batch = list(documents)
         if not batch:
             return 0
 
         def apply(writer: tantivy.IndexWriter) -> int:
-            for doc_id, doc in zip(ids, batch, strict=True):
-                writer.delete_documents_by_term("id", doc_id)
-                writer.add_document(doc)
+            for doc in batch:
+                writer.delete_documents_by_term("id", doc.id)
+                writer.add_document(index_document(doc))
             return len(batch)
 
         return self._write(apply)

@@ -286,3 +286,21 @@ def test_reindex_copies_everything_between_backends(loaded_index: TantivyIndex, 
     assert target.get("bp-rain") == loaded_index.get("bp-rain")
     assert reindex(loaded_index, target, query="topic:the-thao") == 2
     assert target.count() == len(corpus())
+
+
+def test_failed_batch_is_rolled_back_and_releases_the_lock(
+    loaded_index: TantivyIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tantivy_backend.index_document
+
+    def explode_on_second(doc):
+        if doc.id == "boom":
+            raise RuntimeError("bad document")
+        return real(doc)
+
+    monkeypatch.setattr(tantivy_backend, "index_document", explode_on_second)
+    with pytest.raises(RuntimeError, match="bad document"):
+        loaded_index.upsert([make_doc("ok-1", "một"), make_doc("boom", "hai")])
+    assert loaded_index.get("ok-1") is None
+    assert loaded_index.count() == len(corpus())
+    assert loaded_index.upsert([make_doc("ok-2", "ba")]) == 1  # the writer lock was released
