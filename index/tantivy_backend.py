@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import tantivy
 from tantivy import FieldType, Filter, Occur, Order, Query, TextAnalyzer, TextAnalyzerBuilder, Tokenizer
 
-from index.backend import HistogramInterval, Hit, SearchFilters, SearchResult, SortOrder, StoryHit
+from index.backend import HistogramInterval, Hit, QueryError, SearchFilters, SearchResult, SortOrder, StoryHit
 from index.query import (
     VIETNAM_TZ,
     And,
@@ -570,8 +570,12 @@ class TantivyIndex:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
         if offset + limit > MAX_RESULT_WINDOW:
-            raise ValueError(
-                f"offset + limit may not exceed {MAX_RESULT_WINDOW}; use scan() to export larger result sets"
+            raise QueryError(
+                f"Results beyond {MAX_RESULT_WINDOW} cannot be paged (offset + limit); narrow the query "
+                "or export the full result set",
+                None,
+                f"Không thể phân trang quá {MAX_RESULT_WINDOW} kết quả; "
+                "hãy thu hẹp truy vấn hoặc xuất toàn bộ kết quả",
             )
         node, compiled = self._query(query, filters)
         searcher = self._searcher()
@@ -711,7 +715,15 @@ class TantivyIndex:
         if interval != "hour":
             seconds = int(-offset.total_seconds())
             spec["offset"] = f"{'-' if seconds < 0 else ''}{abs(seconds)}s"
-        result = self._searcher().aggregate(compiled, {"agg": {"date_histogram": spec}})
+        try:
+            result = self._searcher().aggregate(compiled, {"agg": {"date_histogram": spec}})
+        except ValueError as exc:
+            if "bucket limit" not in str(exc):
+                raise
+            raise ValueError(
+                f"Too many {interval} buckets for the matching documents' date span; narrow the date range "
+                "(date_from/date_to) or choose a coarser interval"
+            ) from exc
         raw = [
             (datetime.fromtimestamp(b["key"] / 1000, UTC).astimezone(tz), int(b["doc_count"]))
             for b in result["agg"]["buckets"]

@@ -154,7 +154,7 @@ def test_sort_by_date_and_paging(loaded_index: TantivyIndex) -> None:
     assert page.total == len(newest_first)
     assert loaded_index.search("", limit=0).hits == []
     assert loaded_index.search("", limit=0).total == len(newest_first)
-    with pytest.raises(ValueError, match="scan"):
+    with pytest.raises(QueryError, match="cannot be paged"):
         loaded_index.search("", offset=MAX_RESULT_WINDOW)
 
 
@@ -184,6 +184,18 @@ def test_date_histogram_in_vietnam_time(loaded_index: TantivyIndex) -> None:
     ]
     hours = dict(loaded_index.date_histogram("hour", "topic:the-thao"))
     assert hours[datetime(2026, 11, 2, 0, tzinfo=VIETNAM_TZ)] == 1
+
+
+def test_date_histogram_refuses_too_many_buckets(empty_index: TantivyIndex) -> None:
+    empty_index.upsert(
+        [
+            make_doc("old", "x", published_at=datetime(2015, 1, 1, tzinfo=VN)),
+            make_doc("new", "x", published_at=datetime(2026, 1, 1, tzinfo=VN)),
+        ]
+    )
+    assert len(empty_index.date_histogram("month")) == 133
+    with pytest.raises(ValueError, match="coarser interval"):
+        empty_index.date_histogram("hour")
 
 
 def test_highlights_are_escaped_html_with_marks(loaded_index: TantivyIndex) -> None:
