@@ -516,6 +516,95 @@ class NewStoryRule(RuleType):
         return findings
 
 
+def silence_is_unusual(
+    silence: timedelta, min_silence: timedelta, active_days: int, history_days: int, min_active_share: float
+) -> bool:
+    """Silent-source rule (nguồn im lặng): quiet for at least `min_silence`, while on most previous days
+    (≥ `min_active_share`) the source DID publish in the same stretch of the day. Nightly lulls that
+    happen every day are therefore normal; a quiet working morning is not."""
+    if silence < min_silence or history_days <= 0:
+        return False
+    return active_days / history_days >= min_active_share
+
+
+def _active_days(
+    backend: SearchBackend, scope: RuleScope, source: str, now: datetime, silence: timedelta, days: int
+) -> int:
+    """On how many of the previous `days` the source published in the same-length stretch of the day."""
+    active = 0
+    for d in range(1, days + 1):
+        end = now - timedelta(days=d)
+        # Strictly after the same time of day as the last item, so that item's daily twin does not count.
+        start = end - silence + timedelta(seconds=1)
+        filters = _with(scope.filters, source=source, date_from=start, date_to=end)
+        active += backend.count(scope.query, filters) > 0
+    return active
+
+
+class SilentSourceParams(RuleParams):
+    history_days: int = Field(14, ge=3, le=60)
+    min_silence_hours: float = Field(3, ge=0.5, le=24 * 7)
+    min_active_share: float = Field(
+        0.8, gt=0, le=1, description="Share of previous days active at this time."
+    )
+    min_history_documents: int = Field(
+        10, ge=1, description="Sources with fewer items are too irregular to judge."
+    )
+    max_sources: int = Field(500, ge=1, le=5000)
+
+
+@register_rule_type
+class SilentSourceRule(RuleType):
+    """Source health: a source with no new items for longer than it usually goes quiet at this time."""
+
+    name = "silent_source"
+    params_model = SilentSourceParams
+    description_vi = "Nguồn tin ngừng có bài mới bất thường"
+    reserved_filters = frozenset({"date_from", "date_to", "source"})
+
+    def evaluate(self, backend: SearchBackend, scope: RuleScope, ctx: EvaluationContext) -> list[Finding]:
+        params = self.params
+        assert isinstance(params, SilentSourceParams)
+        history = timedelta(days=params.history_days)
+        min_silence = timedelta(hours=params.min_silence_hours)
+        window = _with(scope.filters, date_from=ctx.now - history, date_to=ctx.now)
+        findings = []
+        for source, count in backend.terms("source", scope.query, window, size=params.max_sources):
+            if count < params.min_history_documents:
+                continue
+            latest = backend.search(scope.query, _with(window, source=source), sort="date", limit=1).hits
+            if not latest:
+                continue
+            last_seen = _doc_time(latest[0].document)
+            silence = ctx.now - last_seen
+            if silence < min_silence:
+                continue
+            active_days = _active_days(backend, scope, source, ctx.now, silence, params.history_days)
+            if not silence_is_unusual(
+                silence, min_silence, active_days, params.history_days, params.min_active_share
+            ):
+                continue
+            hours = silence.total_seconds() / 3600
+            findings.append(
+                Finding(
+                    key=f"source:{source}",
+                    title=f"Nguồn {source} không có bài mới {hours:.1f} giờ",
+                    reason=f"Nguồn {source} im lặng {hours:.1f} giờ (bài gần nhất lúc "
+                    f"{last_seen.isoformat()}), trong khi {active_days}/{params.history_days} ngày trước "
+                    "đó có bài trong cùng khoảng giờ.",
+                    counts={
+                        "silence_hours": round(hours, 2),
+                        "active_days": active_days,
+                        "history_days": params.history_days,
+                    },
+                    documents=[DocumentSummary.of(latest[0].document)],
+                    # One alert per silence episode: the same last item means the same silence.
+                    fingerprint=fingerprint_of(self.name, source, last_seen.isoformat()),
+                )
+            )
+        return findings
+
+
 def check_scope_for(rule_type: type[RuleType], filters: SearchFilters) -> None:
     """Reject filters a rule type sets itself (e.g. a sentiment filter on a negative-share rule)."""
     clashing = sorted(f for f in rule_type.reserved_filters if getattr(filters, f) is not None)

@@ -14,6 +14,7 @@ from alerts.rules import (
     group_by_story,
     negative_share_exceeded,
     rule_type_for,
+    silence_is_unusual,
     spike_verdict,
     stories_reaching_outlets,
     threshold_reached,
@@ -26,7 +27,7 @@ T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
 
 def test_registry_holds_every_rule_type() -> None:
-    assert {"match", "threshold", "negative_share", "spike", "new_story"} <= set(RULE_TYPES)
+    assert {"match", "threshold", "negative_share", "spike", "new_story", "silent_source"} <= set(RULE_TYPES)
 
 
 def test_threshold_boundary() -> None:
@@ -129,3 +130,11 @@ def test_should_fire_suppression_and_same_evidence() -> None:
     seen = KeyState("k", T0, "f1", {"seen_ids": ["a", "b"]})
     assert not should_fire(_finding("f3", frozenset({"b"})), seen, T0 + timedelta(days=1), window)
     assert should_fire(_finding("f4", frozenset({"b", "c"})), seen, T0 + timedelta(days=1), window)
+
+
+def test_silence_is_unusual() -> None:
+    hours = timedelta(hours=1)
+    assert silence_is_unusual(5 * hours, 3 * hours, active_days=13, history_days=14, min_active_share=0.8)
+    assert not silence_is_unusual(2 * hours, 3 * hours, active_days=14, history_days=14, min_active_share=0.8)
+    # quiet at night every day: normal
+    assert not silence_is_unusual(8 * hours, 3 * hours, active_days=2, history_days=14, min_active_share=0.8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -21,6 +22,7 @@ from schema import Document
 from tests.alerts.factories import make_doc
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)  # 09:00 in Đồng Nai
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 PROVINCE_NEGATIVE = {
     "name": "Tin tiêu cực về Đồng Nai",
@@ -311,3 +313,28 @@ def test_broken_rule_is_recorded_and_others_still_run(index: TantivyIndex, db: s
         run_state = load_rule_state(conn, broken_id)[RULE_RUN_KEY].state
     assert "QueryError" in run_state["last_error"]
     assert "last_run_at" not in run_state  # the failed window will be read again
+
+
+def test_silent_source_alerts_once_per_silence(index: TantivyIndex, db: sa.Engine) -> None:
+    local_now = datetime(2026, 11, 28, 11, 0, tzinfo=TZ)
+    docs = []
+    for day in range(1, 15):
+        base = local_now.replace(hour=0) - timedelta(days=day)
+        docs += [
+            make_doc(f"bdn-{day}-{h}", source="baodongnai", published_at=base.replace(hour=h))
+            for h in range(6, 23)
+        ]
+        docs += [
+            make_doc(f"dt-{day}-{h}", source="dantri", published_at=base.replace(hour=h))
+            for h in range(18, 23)
+        ]
+    docs.append(make_doc("bdn-today-6", source="baodongnai", published_at=local_now.replace(hour=6)))
+    index.upsert(docs)
+    save_rule(
+        db, {"name": "Nguồn im lặng", "owner": "ioc", "rule_type": "silent_source", "suppression_minutes": 0}
+    )
+
+    fired = run_rules_once(index, db, local_now)
+    assert [a.key for a in fired] == ["source:baodongnai"]  # dantri is always quiet in the morning
+    assert fired[0].body["counts"] == {"silence_hours": 5.0, "active_days": 14, "history_days": 14}
+    assert run_rules_once(index, db, local_now + timedelta(hours=1)) == []  # same silence, no repeat
