@@ -397,3 +397,19 @@ def upsert_rule_state(conn: Connection, rule_id: int, item: KeyState, now: datet
     )
     if updated.rowcount == 0:
         conn.execute(rule_state.insert().values(rule_id=rule_id, key=item.key, **values))
+
+
+def prune_rule_state(engine: Engine, older_than: datetime) -> int:
+    """Housekeeping: forget per-key state (story clusters, sources) untouched since `older_than`.
+
+    Keep it longer than any rule's look-back (new_story looks back 2×T ≤ 6 days), so a forgotten key
+    cannot re-alert on the same evidence. Rule-level rows (last run, last error) are kept.
+    """
+    with engine.begin() as conn:
+        result = conn.execute(
+            rule_state.delete()
+            .where(rule_state.c.key != RULE_RUN_KEY)
+            .where(rule_state.c.updated_at < older_than)
+            .where(sa.or_(rule_state.c.last_fired_at.is_(None), rule_state.c.last_fired_at < older_than))
+        )
+    return int(result.rowcount)

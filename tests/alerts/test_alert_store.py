@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from alerts.store import (
+    RULE_RUN_KEY,
     KeyState,
     RuleValidationError,
     delete_rule,
@@ -15,6 +16,7 @@ from alerts.store import (
     load_rule_state,
     load_rules,
     metadata,
+    prune_rule_state,
     save_rule,
     set_rule_enabled,
     upsert_rule_state,
@@ -93,3 +95,15 @@ def test_state_survives_reopening_the_database(db_url: str) -> None:
         state = load_rule_state(conn, rule_id)
     second.dispose()
     assert state["cluster:c1"] == KeyState("cluster:c1", fired, "def", {"seen_ids": ["d1", "d2"]})
+
+
+def test_prune_rule_state_keeps_recent_and_rule_level_rows(db: sa.Engine) -> None:
+    rule_id = save_rule(db, RULE)
+    old, recent = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC)
+    with db.begin() as conn:
+        upsert_rule_state(conn, rule_id, KeyState("cluster:old", old, "a", {}), old)
+        upsert_rule_state(conn, rule_id, KeyState("cluster:new", recent, "b", {}), recent)
+        upsert_rule_state(conn, rule_id, KeyState(RULE_RUN_KEY, old, None, {"runs": 1}), old)
+    assert prune_rule_state(db, datetime(2026, 11, 1, tzinfo=UTC)) == 1
+    with db.connect() as conn:
+        assert set(load_rule_state(conn, rule_id)) == {"cluster:new", RULE_RUN_KEY}
