@@ -37,5 +37,5 @@ def setup_logging(settings: Settings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     # Scrapy and APScheduler are chatty at INFO; their warnings still come through.
-    for noisy in ("scrapy", "apscheduler.scheduler", "apscheduler.executors", "filelock", "httpx"):
+    for noisy in ("scrapy", "apscheduler.scheduler", "apscheduler.executors", "filelock", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

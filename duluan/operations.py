@@ -23,6 +23,7 @@ from schema import Document
 if TYPE_CHECKING:
     from alerts.engine import FiredAlert
     from crawlers.run import CrawlReport
+    from nlp.enrich import Enricher
 
 log = logging.getLogger("duluan")
 
@@ -58,13 +59,20 @@ def crawl_sources(settings: Settings, source_ids: list[str] | None = None) -> Cr
     else:
         specs = list_sources(engine, enabled_only=True)
     engine.dispose()
-    enricher = make_enricher(settings)
+    enrichers: list[Enricher] = []
+
+    def enrich(doc: Document) -> Document:
+        # Models load on the first document, so a crawl of an unreachable source stays cheap.
+        if not enrichers:
+            enrichers.append(make_enricher(settings))
+        return enrichers[0].enrich(doc)
+
     backend = open_backend(settings)
     try:
         return run_crawl(
             specs,
             config=crawl_config(settings),
-            enrich=enricher.enrich,
+            enrich=enrich,
             sink=lambda docs: _index_batch(backend, docs),
             state_dir=settings.crawl_state_dir,
         )

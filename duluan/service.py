@@ -9,6 +9,7 @@ missed runs after downtime are coalesced into one run within a grace time.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -38,12 +39,20 @@ def crawl_source_job(source_id: str) -> None:
     except subprocess.TimeoutExpired:
         log.error("crawl of source %s timed out after %ss", source_id, CRAWL_TIMEOUT_S)
         return
-    summary = proc.stdout.strip().splitlines()[-1:] or [""]
-    if proc.returncode == 0:
-        log.info("crawl of source %s finished: %s", source_id, summary[0])
-    else:
+    if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         log.warning("crawl of source %s failed (exit %s): %s", source_id, proc.returncode, tail)
+        return
+    try:
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        log.warning("crawl of source %s printed no summary: %s", source_id, proc.stdout[-500:])
+        return
+    details = [line for line in proc.stdout.splitlines() if line.startswith(f"{source_id}:")]
+    if source_id in summary.get("unreachable", []):
+        log.warning("source %s unreachable: %s", source_id, details[0] if details else "")
+    else:
+        log.info("crawl of source %s finished: %s", source_id, details[0] if details else summary)
 
 
 def run_rules_job() -> None:

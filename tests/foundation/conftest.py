@@ -23,7 +23,7 @@ def free_port() -> int:
 def duluan_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a child `duluan` with its own home and no inherited DULUAN_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DULUAN_")}
-    env.update({"DULUAN_HOME": str(home), "PYTHONUNBUFFERED": "1", **extra})
+    env.update({"DULUAN_HOME": str(home), "PYTHONUNBUFFERED": "1", "COLUMNS": "400", **extra})
     return env
 
 

@@ -61,10 +61,10 @@ def test_up_serves_health_and_reports_unreachable_source(home: Path) -> None:
         assert ready.status_code == 200, ready.text
         # The crawl of the dead source runs at start; its failure is logged per source, the service stays up.
         end = time.monotonic() + 90
-        while time.monotonic() < end and "dead-outlet" not in log.read_text():
+        while time.monotonic() < end and "source dead-outlet unreachable" not in log.read_text():
             time.sleep(0.5)
         text = log.read_text()
-        assert "dead-outlet" in text, text[-3000:]
+        assert "source dead-outlet unreachable" in text, text[-3000:]
         assert proc.poll() is None, "service exited after an unreachable source"
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
     finally:
