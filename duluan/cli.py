@@ -26,6 +26,10 @@ app = typer.Typer(
 )
 index_app = typer.Typer(help="Manage the search index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+alerts_app = typer.Typer(help="Alert rules.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+nlp_app = typer.Typer(help="Vietnamese NLP models.", no_args_is_help=True)
+app.add_typer(nlp_app, name="nlp")
 
 err = Console(stderr=True)
 _overrides: dict[str, Any] = {}
@@ -284,6 +288,106 @@ def crawl(
             f"dropped {r.dropped}, errors {sum(r.errors.values())}"
         )
     typer.echo(json.dumps({"indexed": report.indexed, "unreachable": report.unreachable}, ensure_ascii=False))
+
+
+@app.command()
+def sources(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per source.")] = False,
+) -> None:
+    """The source registry with each source's health (tình trạng nguồn)."""
+    from rich.table import Table
+
+    from crawlers.health import source_health
+    from duluan.operations import ensure_sources_seeded
+
+    engine = ensure_sources_seeded(settings())
+    try:
+        health = source_health(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        for h in health:
+            typer.echo(json.dumps(h.to_json(), ensure_ascii=False))
+        return
+    table = Table("id", "name", "enabled", "status", "last success", "items 24h", "errors 24h")
+    for h in health:
+        table.add_row(
+            h.source_id,
+            _plain(h.name),
+            "yes" if h.enabled else "no",
+            h.status,
+            h.last_success_at.strftime("%Y-%m-%d %H:%M") if h.last_success_at else "—",
+            str(h.items_24h),
+            ", ".join(f"{k} {v}" for k, v in h.errors_24h.items()) or "0",
+        )
+    Console().print(table)
+
+
+@alerts_app.command("run-once")
+def alerts_run_once(
+    install_defaults: Annotated[
+        bool,
+        typer.Option("--install-defaults", help="First add the shipped province rules that are missing."),
+    ] = False,
+) -> None:
+    """Evaluate every enabled alert rule once; fired alerts go to the outbox."""
+    from duluan.operations import install_default_rules, run_alert_rules
+
+    s = settings()
+    if install_defaults:
+        for name in install_default_rules(s):
+            typer.echo(f"installed rule: {name}")
+    fired = run_alert_rules(s)
+    for alert in fired:
+        typer.echo(
+            json.dumps({"rule": alert.rule_name, "key": alert.key, "title": alert.title}, ensure_ascii=False)
+        )
+    typer.echo(f"{len(fired)} alert(s) fired")
+
+
+@app.command()
+def digest(
+    day: Annotated[str | None, typer.Option("--date", help="Local day, YYYY-MM-DD (default: today).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of the digest archive.")
+    ] = None,
+) -> None:
+    """Render the leaders' daily digest (bản tin) as HTML."""
+    from duluan.operations import render_digest
+
+    if out is not None and out.suffix.lower() not in (".html", ".htm"):
+        raise typer.BadParameter(
+            "only HTML digests are rendered so far; use a .html file", param_hint="--out"
+        )
+    path = render_digest(settings(), _parse_day(day, "--date"), out)
+    typer.echo(str(path))
+
+
+@nlp_app.command("predict")
+def nlp_predict(
+    task: Annotated[str, typer.Option(help="topic, sentiment or toxicity.")],
+) -> None:
+    """Read JSONL (`text`, optional `title`) on stdin; write it back with `label` and `scores`."""
+    from nlp.classify import load_classifier
+
+    if task not in ("topic", "sentiment", "toxicity"):
+        raise typer.BadParameter("use topic, sentiment or toxicity", param_hint="--task")
+    classifier = load_classifier(task, settings().models_dir)
+    for line_no, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("text", ""), str):
+                raise ValueError("each line must be an object with a string 'text'")
+        except ValueError as exc:
+            err.print(f"stdin line {line_no}: {exc}; skipped", markup=False)
+            continue
+        prediction = classifier.predict([row.get("text") or ""], [row.get("title") or ""])[0]
+        row.update(label=prediction.label, scores=prediction.scores)
+        if prediction.flag:
+            row["flag"] = prediction.flag
+        typer.echo(json.dumps(row, ensure_ascii=False))
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 
+import crawlers.health  # noqa: F401  (declares crawl_runs on the registry's metadata)
 from alerts.store import metadata as alerts_metadata
 from crawlers.registry import metadata as crawlers_metadata
 

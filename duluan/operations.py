@@ -44,6 +44,7 @@ def crawl_sources(settings: Settings, source_ids: list[str] | None = None) -> Cr
     Blocking, and only once per process (Scrapy's reactor): the scheduler runs it in a child process.
     Unknown ids raise `UnknownSourceError`; unreachable sources are reported, never raised.
     """
+    from crawlers.health import record_crawl_report
     from crawlers.run import run_crawl
     from duluan.wiring import crawl_config, make_enricher, open_backend
 
@@ -69,7 +70,7 @@ def crawl_sources(settings: Settings, source_ids: list[str] | None = None) -> Cr
 
     backend = open_backend(settings)
     try:
-        return run_crawl(
+        report = run_crawl(
             specs,
             config=crawl_config(settings),
             enrich=enrich,
@@ -78,6 +79,12 @@ def crawl_sources(settings: Settings, source_ids: list[str] | None = None) -> Cr
         )
     finally:
         backend.close()
+    engine = open_database(settings.db_url)
+    try:
+        record_crawl_report(engine, report)  # source health reads these rows
+    finally:
+        engine.dispose()
+    return report
 
 
 def _index_batch(backend: SearchBackend, docs: list[Document]) -> None:
