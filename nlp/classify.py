@@ -19,6 +19,8 @@ from nlp.textmodel import LinearTextModel
 SHIPPED_MODELS_DIR = Path(__file__).with_name("models")
 MODEL_FILENAME = "model.joblib"
 
+#: Characters checked for the language flag (the start of a text is enough).
+LANGID_CHARS = 500
 #: Flags on a prediction that should not be trusted.
 FLAG_BLANK = "blank"
 FLAG_NOT_VIETNAMESE = "not-vietnamese"
@@ -86,7 +88,7 @@ class TextClassifier:
             flag = None
             if not any(ch.isalpha() for ch in text):
                 flag = FLAG_BLANK
-            elif detect_language(text)[0] not in ("vi",):
+            elif detect_language(text[:LANGID_CHARS])[0] != "vi":
                 flag = FLAG_NOT_VIETNAMESE
             if flag:
                 row = (1 - self.flagged_damping) * row + self.flagged_damping * self._uniform

@@ -138,11 +138,14 @@ class Gazetteer:
     province_names: dict[str, set[str]] = field(default_factory=dict)
     #: every old/new province short name → its new province.
     province_lookup: dict[str, str] = field(default_factory=dict)
+    #: first syllables of all phrases: most tokens are not, so matching skips them at once.
+    first_tokens: set[str] = field(default_factory=set)
 
     def add(self, surface: str, phrase: _Phrase) -> None:
         key = _key(surface)
         if key and len(key) <= _MAX_PHRASE:
             self.phrases.setdefault(key, phrase)
+            self.first_tokens.add(key[0])
             if phrase.kind == "province":
                 self.province_names.setdefault(phrase.canonical, set()).add(surface)
 
@@ -212,7 +215,10 @@ def _add_user_entries(gaz: Gazetteer, raw: dict[str, Any], path: Path) -> None:
             )
         phrase = _Phrase(label, normalize_tone_marks(str(entry["name"])), "watch")
         for surface in [entry["name"], *(entry.get("aliases") or [])]:
-            gaz.phrases[_key(str(surface))] = phrase  # the watchlist overrides the built-in data
+            key = _key(str(surface))
+            if key:
+                gaz.phrases[key] = phrase  # the watchlist overrides the built-in data
+                gaz.first_tokens.add(key[0])
 
 
 @lru_cache(maxsize=4)
@@ -238,11 +244,13 @@ def find_mentions(text: str, gazetteer: Gazetteer | None = None) -> list[Mention
     gaz = gazetteer or default_gazetteer()
     tokens = _tokenize(text)
     lowered = [t[0].lower() for t in tokens]
-    letters = [c for c in text if c.isalpha()]
-    all_caps = bool(letters) and sum(c.isupper() for c in letters) / len(letters) > 0.8
+    all_caps = text == text.upper() and text != text.lower()
     mentions: list[Mention] = []
     i = 0
     while i < len(tokens):
+        if lowered[i] not in gaz.first_tokens:
+            i += 1
+            continue
         hit = None
         for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
             phrase = gaz.phrases.get(tuple(lowered[i : i + n]))
@@ -399,11 +407,14 @@ LIST_MIN_PROVINCES = 3
 
 def _province_mentions(text: str, province: str, gaz: Gazetteer) -> list[tuple[Mention, bool]]:
     """Mentions pointing at ``province`` with, for each, whether it sits in a list of provinces."""
+    mentions = [m for m in find_mentions(text, gaz) if m.province]
+    if not any(m.province == province for m in mentions):
+        return []
     out = []
     for sentence in _SENTENCE_RE.finditer(text):
-        mentions = find_mentions(sentence.group(0), gaz)
-        provinces_here = {m.province for m in mentions if m.province}
-        for m in mentions:
+        here = [m for m in mentions if sentence.start() <= m.start < sentence.end()]
+        provinces_here = {m.province for m in here}
+        for m in here:
             if m.province == province:
                 out.append((m, len(provinces_here) >= LIST_MIN_PROVINCES))
     return out

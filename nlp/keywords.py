@@ -19,6 +19,7 @@ from nlp.normalize import normalize_tone_marks, replace_urls
 STOPWORDS_PATH = Path(__file__).parent / "data" / "vi_stopwords.txt"
 _TOKEN_RE = re.compile(r"[^\W_]+|[.,;:!?()\"“”\n–-]", re.UNICODE)
 _MAX_WORD = 4
+_DIGIT_RE = re.compile(r"\d")
 TITLE_BOOST = 3.0
 LEAD_BOOST = 1.5
 
@@ -79,7 +80,7 @@ def segment(text: str) -> list[str]:
 
 
 def _is_candidate(word: str, stop: frozenset[str]) -> bool:
-    if not word[0].isalnum() or any(ch.isdigit() for ch in word):
+    if not word[0].isalpha() or _DIGIT_RE.search(word):
         return False
     if word.lower() in stop:
         return False
@@ -87,7 +88,7 @@ def _is_candidate(word: str, stop: frozenset[str]) -> bool:
 
 
 def extract_keywords(
-    title: str, text: str, k: int = 10, lead_chars: int = 400, max_chars: int = 6000
+    title: str, text: str, k: int = 10, lead_chars: int = 400, max_chars: int = 3000
 ) -> list[str]:
     """Top ``k`` keywords of a document, most important first (multi-syllable words and names)."""
     stop = stopwords()

@@ -14,7 +14,6 @@ English has its own frequent function words, which we use to name the commonest 
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from nlp.normalize import TEENCODE, remove_diacritics
 
@@ -28,6 +27,8 @@ _NUCLEI = (
 )
 _FINALS = "ch|ng|nh|c|m|n|p|t"
 _SYLLABLE_RE = re.compile(rf"^(?:{_ONSETS})?(?:{_NUCLEI})(?:{_FINALS})?$")
+#: Enough text to decide; longer inputs are cut (langid runs on every document).
+MAX_CHARS = 800
 _TOKEN_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 _VI_LETTERS = frozenset("ăâđêôơưĂÂĐÊÔƠƯ")
 _TONE_MARKS = frozenset("\u0300\u0301\u0309\u0303\u0323")
@@ -172,27 +173,21 @@ def is_vietnamese_syllable(token: str) -> bool:
     return bool(_SYLLABLE_RE.match(remove_diacritics(token).lower()))
 
 
-def _diacritic_share(tokens: list[str]) -> float:
-    marked = 0
-    for tok in tokens:
-        decomposed = unicodedata.normalize("NFD", tok)
-        if any(c in _VI_LETTERS for c in tok) or any(c in _TONE_MARKS for c in decomposed):
-            marked += 1
-    return marked / len(tokens)
-
-
 def detect_language(text: str) -> tuple[str, float]:
     """Best-guess language code (``vi``, ``en`` or ``und``) and a confidence in [0, 1].
 
     Blank or letter-free text gives ``("und", 0.0)``; it never raises.
     """
-    tokens = _TOKEN_RE.findall(text[:5000])
+    sample = text[:MAX_CHARS]
+    tokens = _TOKEN_RE.findall(sample)
     if not tokens:
         return "und", 0.0
     n = len(tokens)
     length_factor = min(1.0, 0.5 + n / 20)  # three words are weaker evidence than thirty
-    lowered = [remove_diacritics(t).lower() for t in tokens]
-    marked = _diacritic_share(tokens)
+    lowered = _TOKEN_RE.findall(remove_diacritics(sample).lower())
+    if len(lowered) != n:  # a letter outside Vietnamese/Latin split differently: fall back per token
+        lowered = [remove_diacritics(t).lower() for t in tokens]
+    marked = sum(1 for raw, plain in zip(tokens, lowered, strict=True) if raw.lower() != plain) / n
     valid = sum(1 for t in lowered if _SYLLABLE_RE.match(t) or t in TEENCODE) / n
     vi_func = sum(1 for t in lowered if t in _VI_FUNCTION) / n
     en_func = sum(1 for t in lowered if t in _EN_FUNCTION) / n

@@ -32,6 +32,8 @@ _VOWELS = frozenset("aăâeêioôơuưyAĂÂEÊIOÔƠUƯY")
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 #: Syllables whose tone may sit on the "other" vowel (hoà/hòa, thuý/thúy, qủa/quả, hòan/hoàn).
 _NEEDS_RETONE = re.compile(r"o[àáảãạèéẻẽẹ]|u[ỳýỷỹỵ]|[òóỏõọ][ae]\w|[ùúủũụ]y\w|q[ùúủũụ]", re.IGNORECASE)
+_RETONE_WORD_RE = re.compile(r"\w*(?:" + _NEEDS_RETONE.pattern + r")\w*", re.IGNORECASE)
+_DOUBLE_LETTER_RE = re.compile(r"([^\W\d_])\1")
 _URL_RE = re.compile(r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|vn|net|org|info|gov)(?:\.vn)?(?:/\S*)?", re.I)
 _SPACE_RE = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _NEWLINES_RE = re.compile(r"\s*\n\s*")
@@ -149,9 +151,7 @@ def normalize_tone_marks(text: str) -> str:
     text = normalize_unicode(text)
     if not _NEEDS_RETONE.search(text):
         return text
-    return _WORD_RE.sub(
-        lambda m: _retone_syllable(m.group(0)) if _NEEDS_RETONE.search(m.group(0)) else m.group(0), text
-    )
+    return _RETONE_WORD_RE.sub(lambda m: _retone_syllable(m.group(0)), text)
 
 
 def replace_urls(text: str, replacement: str = " ") -> str:
@@ -173,6 +173,8 @@ def collapse_repeated_letters(text: str) -> str:
 
     Runs are compared on the base letter, so a toned vowel followed by plain copies keeps its tone.
     """
+    if not _DOUBLE_LETTER_RE.search(text):  # no run of three without a double inside it
+        return text
     out: list[str] = []
     run: list[str] = []
     for char in text + "\0":

@@ -1,0 +1,93 @@
+"""Throughput of the NLP stage (Enricher) on ~600-word news articles.
+
+    .venv/bin/python bench/nlp_enrich.py [--docs 600] [--workers 1 2]
+
+Articles are VNTC dev texts of 400–800 words (read from ../shared/datasets, never copied). With
+``--workers 2`` each worker process holds its own Enricher (models load once per process), which is
+how a 2-core deployment runs the stage. Prints articles/s per setting and the peak RSS per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import resource
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nlp.enrich import Enricher  # noqa: E402
+from schema.document import Document  # noqa: E402
+
+DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+def load_articles(n: int) -> list[Document]:
+    docs: list[Document] = []
+    with gzip.open(DATASETS / "vntc" / "dev.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for i, line in enumerate(handle):
+            text = json.loads(line)["text"]
+            words = len(text.split())
+            if 400 <= words <= 800:
+                title, _, body = text.partition("\n")
+                docs.append(
+                    Document(
+                        id=str(i),
+                        url=f"https://bench.local/{i}",
+                        canonical_url=f"https://bench.local/{i}",
+                        source="bench",
+                        title=title[:200],
+                        text=body or text,
+                        fetched_at=datetime.now(UTC),
+                    )
+                )
+            if len(docs) >= n:
+                break
+    return docs
+
+
+_worker: Enricher | None = None
+
+
+def _init() -> None:
+    global _worker
+    _worker = Enricher()
+    _worker.enrich_many(load_articles(5))  # warm caches (gazetteer, word list)
+
+
+def _run(docs: list[Document]) -> tuple[int, int]:
+    assert _worker is not None
+    out = _worker.enrich_many(docs)
+    return len(out), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, default=600)
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    args = parser.parse_args()
+    docs = load_articles(args.docs)
+    words = sum(len(d.text.split()) + len(d.title.split()) for d in docs) / len(docs)
+    print(f"{len(docs)} articles, {words:.0f} words on average")
+    for workers in args.workers:
+        chunks = [docs[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init) as pool:
+            list(pool.map(_run, [docs[: workers * 2][i::workers] for i in range(workers)]))  # start + warm up
+            started = time.perf_counter()
+            results = list(pool.map(_run, chunks))
+            elapsed = time.perf_counter() - started
+        peak_mb = max(r[1] for r in results) / 1024
+        print(
+            f"workers={workers}: {len(docs) / elapsed:.1f} articles/s ({elapsed:.1f} s),"
+            f" peak RSS {peak_mb:.0f} MB/process"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import numpy as np
+
+from nlp.train import TrainConfig, evaluate, load_examples, load_model, save_model, train
+
+
+def test_hash_split_is_deterministic_and_disjoint(datasets) -> None:
+    path = datasets / "vlsp2016_sa" / "train.jsonl.gz"
+    train_texts, _ = load_examples("sentiment", f"{path}#train")
+    dev_texts, dev_labels = load_examples("sentiment", f"{path}#dev")
+    assert 300 < len(dev_texts) < 800
+    assert not set(train_texts) & set(dev_texts)
+    assert load_examples("sentiment", f"{path}#dev")[0] == dev_texts
+    assert set(dev_labels) == {"negative", "neutral", "positive"}
+
+
+def test_train_on_a_slice_and_evaluate_per_class(datasets, tmp_path: Path) -> None:
+    config = TrainConfig(
+        social=True, max_rows_per_source=1500, max_chars=500, word_features=2**16, char_features=2**15
+    )
+    model = train("toxicity", [datasets / "vihsd" / "train.jsonl.gz"], config)
+    assert model.labels == ["clean", "offensive", "hate"]
+    assert model.info["rows"] == 1500
+    assert 0.05 < model.temperature < 5.0
+
+    metrics = evaluate(model, datasets / "vihsd" / "dev.jsonl.gz", limit=600)
+    assert metrics.n == 600
+    assert set(metrics.per_class) == {"clean", "offensive", "hate"}
+    for row in metrics.per_class.values():
+        assert set(row) == {"precision", "recall", "f1", "support"}
+    assert sum(row["support"] for row in metrics.per_class.values()) == 600
+    assert np.array(metrics.confusion).shape == (3, 3)
+    assert np.array(metrics.confusion).sum() == 600
+    assert metrics.macro_f1 > 0.3  # a 1,500-row model is weak but clearly better than chance
+    assert metrics.accuracy > 0.75
+    assert 0.0 <= metrics.expected_calibration_error <= 1.0
+
+    saved = save_model(model, tmp_path / "toxicity")
+    again = load_model(saved)
+    texts = ["Đồ ngu như bò, cút đi", "Chúc mừng năm mới cả nhà"]
+    assert np.allclose(again.predict_proba(texts), model.predict_proba(texts))
+
+
+def test_topic_training_applies_seed_rules(datasets) -> None:
+    config = TrainConfig(char_ngrams=None, max_rows_per_source=800, max_chars=800, word_features=2**16)
+    model = train("topic", [datasets / "vntc" / "train.jsonl.gz"], config)
+    assert model.info["relabelled_by_seed_rules"] > 0
+    assert "giao-thong" in model.labels
+    restricted = evaluate(model, datasets / "vntc" / "dev.jsonl.gz", restrict_to_gold_labels=True, limit=400)
+    assert "giao-thong" not in restricted.labels
+    assert restricted.macro_f1 > 0.6
