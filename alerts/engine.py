@@ -25,6 +25,7 @@ from alerts.store import (
     StoredRule,
     alert_deliveries,
     alerts,
+    load_all_rule_states,
     load_rule_state,
     load_rules,
     upsert_rule_state,
@@ -171,16 +172,25 @@ def _write_alert(conn: Connection, rule: StoredRule, finding: Finding, now: date
     )
 
 
-def evaluate_rule(
-    backend: SearchBackend, engine: Engine, rule: StoredRule, now: datetime
-) -> list[FiredAlert]:
-    """Evaluate one rule if due and commit its alerts and state together; returns what fired."""
-    with engine.connect() as conn:
-        states = load_rule_state(conn, rule.id)
+@dataclass(frozen=True)
+class RuleOutcome:
+    """What one rule's evaluation decided, before anything is written."""
+
+    rule: StoredRule
+    run_state: KeyState | None
+    to_fire: list[tuple[Finding, KeyState | None]]
+    suppressed: list[KeyState]
+    error: str | None
+
+
+def decide_rule(
+    backend: SearchBackend, rule: StoredRule, states: dict[str, KeyState], now: datetime
+) -> RuleOutcome | None:
+    """Evaluate one rule against its stored state; None when it is not due. Writes nothing."""
     run_state = states.get(RULE_RUN_KEY)
     last_run_at = _last_run_at(run_state)
     if not parse_schedule(rule.spec.schedule).is_due(last_run_at, now):
-        return []
+        return None
     error: str | None = None
     findings: list[Finding] = []
     try:
@@ -190,17 +200,28 @@ def evaluate_rule(
         log.exception("alert rule %r failed to evaluate", rule.spec.name)
         error = f"{type(exc).__name__}: {exc}"
     suppression = timedelta(minutes=rule.spec.suppression_minutes)
+    to_fire, suppressed = [], []
+    for finding in findings:
+        prior = states.get(finding.key)
+        if should_fire(finding, prior, now, suppression):
+            to_fire.append((finding, prior))
+        elif prior is not None and prior.last_fingerprint != finding.fingerprint:
+            suppressed.append(_state_after_suppress(prior, now))
+    return RuleOutcome(rule, run_state, to_fire, suppressed, error)
+
+
+def commit_outcome(engine: Engine, outcome: RuleOutcome, now: datetime) -> list[FiredAlert]:
+    """Write a rule's alerts, outbox rows and state in ONE transaction; returns what fired."""
+    rule = outcome.rule
     fired: list[FiredAlert] = []
     try:
         with engine.begin() as conn:
-            for finding in findings:
-                prior = states.get(finding.key)
-                if should_fire(finding, prior, now, suppression):
-                    fired.append(_write_alert(conn, rule, finding, now))
-                    upsert_rule_state(conn, rule.id, _state_after_fire(prior, finding, now), now)
-                elif prior is not None and prior.last_fingerprint != finding.fingerprint:
-                    upsert_rule_state(conn, rule.id, _state_after_suppress(prior, now), now)
-            _record_run(conn, rule.id, run_state, now, error, len(fired))
+            for finding, prior in outcome.to_fire:
+                fired.append(_write_alert(conn, rule, finding, now))
+                upsert_rule_state(conn, rule.id, _state_after_fire(prior, finding, now), now)
+            for state in outcome.suppressed:
+                upsert_rule_state(conn, rule.id, state, now)
+            _record_run(conn, rule.id, outcome.run_state, now, outcome.error, len(fired))
     except IntegrityError:
         # Another process committed the same alert first: its transaction already holds our work.
         log.warning("alert rule %r: alert already written by a concurrent run; skipped", rule.spec.name)
@@ -208,12 +229,41 @@ def evaluate_rule(
     return fired
 
 
+def evaluate_rule(
+    backend: SearchBackend, engine: Engine, rule: StoredRule, now: datetime
+) -> list[FiredAlert]:
+    """Evaluate one rule if due and commit its alerts and state together (e.g. a "test now" button)."""
+    with engine.connect() as conn:
+        states = load_rule_state(conn, rule.id)
+    outcome = decide_rule(backend, rule, states, now)
+    return commit_outcome(engine, outcome, now) if outcome is not None else []
+
+
 def run_rules_once(backend: SearchBackend, engine: Engine, now: datetime | None = None) -> list[FiredAlert]:
-    """Evaluate every enabled, due rule once; returns the alerts written to the outbox."""
+    """Evaluate every enabled, due rule once; returns the alerts written to the outbox.
+
+    A rule that fires commits its alerts and state together. Rules that only need their run recorded
+    are committed together at the end (one disk sync instead of hundreds); if the process dies before
+    that, those rules simply re-read the same window next time, and fingerprints prevent repeats.
+    """
     moment = now or datetime.now(UTC)
     if moment.tzinfo is None:
         raise ValueError("run_rules_once needs an aware `now` (e.g. datetime.now(UTC))")
+    rules = load_rules(engine, enabled_only=True)
+    with engine.connect() as conn:
+        all_states = load_all_rule_states(conn)
     fired: list[FiredAlert] = []
-    for rule in load_rules(engine, enabled_only=True):
-        fired.extend(evaluate_rule(backend, engine, rule, moment))
+    quiet: list[RuleOutcome] = []
+    for rule in rules:
+        outcome = decide_rule(backend, rule, all_states.get(rule.id, {}), moment)
+        if outcome is None:
+            continue
+        if outcome.to_fire or outcome.suppressed:
+            fired.extend(commit_outcome(engine, outcome, moment))
+        else:
+            quiet.append(outcome)
+    if quiet:
+        with engine.begin() as conn:
+            for outcome in quiet:
+                _record_run(conn, outcome.rule.id, outcome.run_state, moment, outcome.error, 0)
     return fired

@@ -382,6 +382,16 @@ def load_rule_state(conn: Connection, rule_id: int) -> dict[str, KeyState]:
     return {r.key: KeyState(r.key, r.last_fired_at, r.last_fingerprint, dict(r.state or {})) for r in rows}
 
 
+def load_all_rule_states(conn: Connection) -> dict[int, dict[str, KeyState]]:
+    """Every rule's state in one query (one engine cycle reads it once)."""
+    out: dict[int, dict[str, KeyState]] = {}
+    for r in conn.execute(sa.select(rule_state)):
+        out.setdefault(r.rule_id, {})[r.key] = KeyState(
+            r.key, r.last_fired_at, r.last_fingerprint, dict(r.state or {})
+        )
+    return out
+
+
 def upsert_rule_state(conn: Connection, rule_id: int, item: KeyState, now: datetime) -> None:
     """Insert or update one state row (portable: no dialect-specific upsert)."""
     values = {
