@@ -1,5 +1,8 @@
 """Index stage: stores documents and answers searches and aggregations.
 
-`backend.SearchBackend` is the one interface; `tantivy_backend` is the embedded default and
-the Elasticsearch backend scales out behind the same interface.
+- `backend.SearchBackend`: the one interface callers depend on (with `SearchFilters`, `Hit`, `StoryHit`).
+- `tantivy_backend.TantivyIndex`: the embedded default, a folder shared safely between processes.
+- `query`: the staff query language (Lark grammar → typed AST; `explain`, `format_error`).
+- `es_query`: the same AST compiled to Elasticsearch/OpenSearch DSL, with the explicit mapping.
+- `reindex.reindex`: copy documents between backends.
 """

@@ -5,7 +5,7 @@ Callers (CLI, web, alerts) depend on this Protocol only, never on a concrete bac
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -95,6 +95,16 @@ class SearchBackend(Protocol):
         self, field_name: str, query: str = "", filters: SearchFilters | None = None, size: int = 10
     ) -> list[tuple[str, int]]:
         """Top values of a keyword field (topic, sentiment, source, cluster_id, entity) with counts."""
+        ...
+
+    def facets(
+        self,
+        field_names: Sequence[str],
+        query: str = "",
+        filters: SearchFilters | None = None,
+        size: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        """`terms` for several fields at once (one pass over the matches)."""
         ...
 
     def scan(self, query: str = "", filters: SearchFilters | None = None) -> Iterator[Document]:

@@ -168,6 +168,13 @@ def test_terms_aggregation_counts(loaded_index: TantivyIndex) -> None:
         loaded_index.terms("title")
 
 
+def test_facets_in_one_pass_agree_with_terms(loaded_index: TantivyIndex) -> None:
+    facets = loaded_index.facets(["topic", "sentiment", "source"], "đồng nai OR binh phuoc", size=5)
+    for field in ("topic", "sentiment", "source"):
+        assert facets[field] == loaded_index.terms(field, "đồng nai OR binh phuoc", size=5)
+    assert dict(facets["sentiment"]) == {"negative": 2, "positive": 3, "neutral": 1}
+
+
 def test_date_histogram_in_vietnam_time(loaded_index: TantivyIndex) -> None:
     days = dict(loaded_index.date_histogram("day", "binh phuoc"))
     assert days[datetime(2026, 11, 1, tzinfo=VIETNAM_TZ)] == 1
