@@ -223,6 +223,25 @@ def _check_nesting(query: str) -> None:
                 )
 
 
+def _check_tree_depth(tree: Tree) -> None:
+    """Bound nesting of NOT chains and groups (iteratively: the check itself must not recurse)."""
+    stack: list[tuple[Tree | Token, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data in ("negation", "group"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                position = None if node.meta.empty else node.meta.start_pos
+                raise _error(
+                    position,
+                    f"The query nests NOT or parentheses deeper than {MAX_DEPTH} levels; simplify it",
+                    f"Truy vấn lồng NOT hoặc dấu ngoặc quá {MAX_DEPTH} cấp; hãy đơn giản hoá",
+                )
+        stack.extend((child, depth) for child in node.children)
+
+
 def _translate_lark_error(query: str, exc: UnexpectedInput) -> QueryError:
     if isinstance(exc, UnexpectedCharacters):
         position = exc.pos_in_stream or 0
@@ -273,7 +292,11 @@ def parse(query: str) -> Node:
         tree = _PARSER.parse(text)
     except UnexpectedInput as exc:
         raise _translate_lark_error(text, exc) from None
-    node = _Builder(text).build(tree.children[0])
+    _check_tree_depth(tree)
+    try:
+        node = _Builder(text).build(tree.children[0])
+    except RecursionError:  # pragma: no cover - _check_tree_depth bounds the depth first
+        raise _error(None, "The query is nested too deeply", "Truy vấn lồng nhau quá sâu") from None
     if node is None:
         raise _error(
             0,

@@ -142,6 +142,10 @@ def test_deep_nesting_is_refused_with_a_clear_error() -> None:
         parse("(" * 5000 + "a" + ")" * 5000)
     assert caught.value.position == MAX_DEPTH
     assert parse("(" * MAX_DEPTH + "a" + ")" * MAX_DEPTH) == Term("a")
+    with pytest.raises(QueryError, match="deeper than") as chain:
+        parse("NOT " * 3000 + "a")
+    assert chain.value.position == 4 * MAX_DEPTH
+    assert parse("NOT NOT a") == Not(Not(Term("a")))
 
 
 def test_long_queries_parse_and_oversize_ones_are_refused() -> None:

@@ -323,3 +323,26 @@ def test_failed_batch_is_rolled_back_and_releases_the_lock(
     assert loaded_index.get("ok-1") is None
     assert loaded_index.count() == len(corpus())
     assert loaded_index.upsert([make_doc("ok-2", "ba")]) == 1  # the writer lock was released
+
+
+def test_random_hostile_queries_never_crash(loaded_index: TantivyIndex) -> None:
+    """Seeded fuzzing: any string either runs or raises QueryError, never anything else."""
+    import random
+
+    pieces = [
+        "a", "đất", "Bình", "OR", "AND", "NOT", "VÀ", "HOẶC", "KHÔNG", "NEAR/2", "NEAR", "(", ")", '"', "-",
+        "!", "+", "*", "?", "~", "^", ":", "title:", "topic:", "date:", "2026-11-01..", "..", "\\", "/", "&&",
+        "||", "{", "}", "[", "]", " ", " ", "\t", "\n", "\x00", "é", "đ", "<script>", "site:", "entity:",
+    ]  # fmt: skip
+    rng = random.Random(20261128)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(400):
+        query = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 12)))
+        try:
+            loaded_index.search(query, limit=3)
+            outcomes["ok"] += 1
+        except QueryError as error:
+            assert error.position is None or 0 <= error.position <= len(query)
+            assert error.message_vi
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 50 and outcomes["error"] > 50
