@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ CHILD_WRITER = textwrap.dedent(
 
 CHILD_LOCK_HOLDER = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from pathlib import Path
     sys.path[:0] = [{repo!r}]
     from index.tantivy_backend import TantivyIndex
@@ -42,15 +43,21 @@ CHILD_LOCK_HOLDER = textwrap.dedent(
     backend = TantivyIndex(Path({path!r}))
     writer = backend._index.writer(20_000_000, 1)
     print("locked", flush=True)
-    time.sleep({seconds})
+    sys.stdin.readline()  # hold the writer lock until the parent says so
     writer.wait_merging_threads()
+    print("released", flush=True)
     """
 )
 
 
 def _spawn(script: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
     )
 
 
@@ -82,17 +89,29 @@ def test_subprocess_writes_while_parent_writes_and_searches(index_dir: Path) -> 
 
 def test_writer_lock_held_elsewhere_is_retried_then_reported(index_dir: Path) -> None:
     TantivyIndex(index_dir)  # create the folder before the other process opens it
-    holder = _spawn(CHILD_LOCK_HOLDER.format(repo=str(REPO), path=str(index_dir), seconds=3))
+    holder = _spawn(CHILD_LOCK_HOLDER.format(repo=str(REPO), path=str(index_dir)))
     try:
-        assert holder.stdout is not None
+        assert holder.stdin is not None and holder.stdout is not None
         assert holder.stdout.readline().strip() == "locked"
         impatient = TantivyIndex(index_dir, lock_timeout=0.5)
         started = time.monotonic()
         with pytest.raises(IndexLockedError, match="locked by another writer"):
             impatient.upsert([make_doc("x", "một")])
-        assert 0.4 < time.monotonic() - started < 2.5
-        patient = TantivyIndex(index_dir, lock_timeout=20)
-        assert patient.upsert([make_doc("y", "hai")]) == 1  # waits for the holder to let go
+        assert time.monotonic() - started >= 0.5
+
+        patient = TantivyIndex(index_dir, lock_timeout=30)
+        outcome: list[int] = []
+        waiter = threading.Thread(target=lambda: outcome.append(patient.upsert([make_doc("y", "hai")])))
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive() and not outcome  # still waiting for the lock
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        waiter.join(timeout=30)
+        assert outcome == [1]
         assert patient.count() == 1
+        assert holder.stdout.readline().strip() == "released"
     finally:
+        if holder.poll() is None:
+            holder.kill()
         holder.wait(timeout=30)
