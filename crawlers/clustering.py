@@ -30,6 +30,9 @@ ROWS = NUM_PERM // BANDS
 #: Estimated Jaccard similarity from which two bodies count as the same story.
 SAME_STORY_JACCARD = 0.5
 SHINGLE_SYLLABLES = 4
+#: Only this many members of a cluster are indexed in the LSH bands: enough to catch rewrites of the
+#: story, while a story copied 200 times does not make every later lookup compare 200 signatures.
+REPRESENTATIVES_PER_CLUSTER = 8
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 _SCHEMA = """
@@ -58,8 +61,7 @@ def shingles(text: str, k: int = SHINGLE_SYLLABLES) -> set[str]:
 def signature(text: str) -> np.ndarray:
     """The MinHash signature (NUM_PERM uint64 values) of a text's shingles."""
     minhash = MinHash(num_perm=NUM_PERM, seed=7)
-    for shingle in shingles(text):
-        minhash.update(shingle.encode("utf-8"))
+    minhash.update_batch([shingle.encode("utf-8") for shingle in shingles(text)])
     return np.asarray(minhash.hashvalues, dtype=np.uint64)
 
 
@@ -87,6 +89,7 @@ class StoryClusterer:
             state_dir / "story_clusters.sqlite", timeout=30, isolation_level=None, check_same_thread=False
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
 
     def assign(self, document_id: str, text: str, source: str, published_at: datetime | None) -> str:
@@ -101,7 +104,8 @@ class StoryClusterer:
             return str(known[0])
         values = signature(text)
         buckets = _band_buckets(values)
-        cluster_id = self._best_match(values, buckets)
+        empty = not shingles(text)  # an empty body is no evidence of sameness
+        cluster_id = None if empty else self._best_match(values, buckets)
         published = published_at.isoformat() if published_at else None
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -114,10 +118,14 @@ class StoryClusterer:
             self._conn.execute(
                 "INSERT INTO story_members VALUES (?, ?, ?)", (document_id, cluster_id, values.tobytes())
             )
-            self._conn.executemany(
-                "INSERT INTO story_bands VALUES (?, ?, ?)",
-                [(b, bucket, document_id) for b, bucket in enumerate(buckets)],
-            )
+            size = self._conn.execute(
+                "SELECT size FROM story_clusters WHERE cluster_id = ?", (cluster_id,)
+            ).fetchone()
+            if not empty and (size is None or size[0] < REPRESENTATIVES_PER_CLUSTER):
+                self._conn.executemany(
+                    "INSERT INTO story_bands VALUES (?, ?, ?)",
+                    [(b, bucket, document_id) for b, bucket in enumerate(buckets)],
+                )
             self._conn.execute(
                 "UPDATE story_clusters SET size = size + 1 WHERE cluster_id = ?", (cluster_id,)
             )
@@ -139,21 +147,19 @@ class StoryClusterer:
             )
 
     def _best_match(self, values: np.ndarray, buckets: list[str]) -> str | None:
-        candidates: set[str] = set()
-        for band, bucket in enumerate(buckets):
-            rows = self._conn.execute(
-                "SELECT document_id FROM story_bands WHERE band = ? AND bucket = ?", (band, bucket)
-            ).fetchall()
-            candidates.update(r[0] for r in rows)
+        """The cluster of the most similar indexed document above the threshold, if any."""
+        condition = " OR ".join(["(b.band = ? AND b.bucket = ?)"] * len(buckets))
+        params = [p for band, bucket in enumerate(buckets) for p in (band, bucket)]
+        rows = self._conn.execute(
+            "SELECT DISTINCT m.document_id, m.cluster_id, m.signature FROM story_bands b "
+            f"JOIN story_members m ON m.document_id = b.document_id WHERE {condition}",
+            params,
+        ).fetchall()
         best: tuple[float, str] | None = None
-        for candidate in candidates:
-            row = self._conn.execute(
-                "SELECT cluster_id, signature FROM story_members WHERE document_id = ?", (candidate,)
-            ).fetchone()
-            other = np.frombuffer(row[1], dtype=np.uint64)
-            similarity = float(np.mean(other == values))
+        for _, cluster_id, blob in rows:
+            similarity = float(np.mean(np.frombuffer(blob, dtype=np.uint64) == values))
             if similarity >= SAME_STORY_JACCARD and (best is None or similarity > best[0]):
-                best = (similarity, str(row[0]))
+                best = (similarity, str(cluster_id))
         return best[1] if best else None
 
     def cluster(self, cluster_id: str) -> StoryCluster | None:

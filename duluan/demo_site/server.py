@@ -48,7 +48,8 @@ class DemoArticle:
         raw = self.file.read_bytes()
         if not self.copy:
             return raw
-        return raw.replace(self.original_url.encode(), copy_url(self.original_url, self.copy).encode())
+        template_url = self.original_url.replace(f"/c{self.copy}/", "/", 1)
+        return raw.replace(template_url.encode(), self.original_url.encode())
 
 
 def copy_url(original_url: str, copy: int) -> str:

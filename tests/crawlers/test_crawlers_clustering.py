@@ -67,3 +67,10 @@ def test_shingles_are_nfc_lowercase_syllable_ngrams() -> None:
     assert "tỉnh đồng nai tổ" in shingles(decomposed)
     assert shingles("") == set()
     assert shingles("Đồng Nai") == {"đồng nai"}
+
+
+def test_empty_bodies_never_cluster_together(tmp_path: Path) -> None:
+    clusterer = StoryClusterer(tmp_path)
+    assert clusterer.assign("a", "", "x", None) == "a"
+    assert clusterer.assign("b", "", "x", None) == "b"
+    clusterer.close()
