@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from alerts.channels.base import Channel, OutboxMessage, PermanentDeliveryError, RetryableDeliveryError
-from alerts.messages import render_alert
+from alerts.messages import group_message, render_alert, render_alert_group
 from alerts.store import alert_deliveries, alerts
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,11 @@ def _claim(engine: Engine, delivery_id: int, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-def _mark(engine: Engine, delivery_id: int, **values: Any) -> None:
+def _mark(engine: Engine, delivery_ids: list[int], **values: Any) -> None:
     with engine.begin() as conn:
-        conn.execute(alert_deliveries.update().where(alert_deliveries.c.id == delivery_id).values(**values))
+        conn.execute(
+            alert_deliveries.update().where(alert_deliveries.c.id.in_(delivery_ids)).values(**values)
+        )
 
 
 def _due_rows(engine: Engine, now: datetime, limit: int) -> list[Any]:
@@ -128,6 +130,7 @@ def _due_rows(engine: Engine, now: datetime, limit: int) -> list[Any]:
             alerts.c.title,
             alerts.c.body,
             alerts.c.rule_name,
+            alerts.c.rule_id,
             alerts.c.created_at.label("alert_created_at"),
         )
         .join(alerts, alerts.c.id == alert_deliveries.c.alert_id)
@@ -156,41 +159,69 @@ def deliver_pending(
     rules = policy or DeliveryPolicy()
     report = DeliveryReport()
     recover_interrupted(engine, channels, moment, rules, report)
-    for row in _due_rows(engine, moment, limit):
-        channel = channels.get(row.channel)
+    for batch in group_due_rows(_due_rows(engine, moment, limit)):
+        channel_name = batch[0].channel
+        channel = channels.get(channel_name)
         if channel is None:
-            report.unconfigured_channels.add(row.channel)
+            report.unconfigured_channels.add(channel_name)
             continue
-        if row.channel in report.channels_down or not _claim(engine, row.id, moment):
+        if channel_name in report.channels_down:
             continue
-        message = _message(row)
-        attempts = row.attempts + 1
-        try:
-            channel.send(message, render_alert(message, ui_base_url))
-        except PermanentDeliveryError as exc:
-            log.warning("delivery %s bounced: %s", message.idempotency_key, exc)
-            _mark(engine, row.id, status="bounced", last_error=str(exc))
-            report.bounced[message.idempotency_key] = str(exc)
-            continue
-        except Exception as exc:  # retryable: the channel (or our rendering) failed this time
-            error = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, RetryableDeliveryError):
-                report.channels_down[row.channel] = error
-            else:
-                log.exception("delivery %s failed unexpectedly", message.idempotency_key)
-            if attempts >= rules.max_attempts:
-                _mark(
-                    engine, row.id, status="failed", last_error=f"gave up after {attempts} attempts: {error}"
-                )
-                report.failed[message.idempotency_key] = error
-            else:
-                retry_at = moment + backoff_delay(attempts, rules)
-                _mark(engine, row.id, status="pending", last_error=error, next_attempt_at=retry_at)
-                report.retrying[message.idempotency_key] = error
-            continue
-        _mark(engine, row.id, status="sent", sent_at=moment, last_error=None)
-        report.sent.append(message.idempotency_key)
+        claimed = [row for row in batch if _claim(engine, row.id, moment)]
+        if claimed:
+            _send_batch(engine, channel, claimed, ui_base_url, moment, rules, report)
     return report
+
+
+def group_due_rows(rows: list[Any]) -> list[list[Any]]:
+    """One batch per rule, channel and recipient (first-seen order): several alerts of one rule due
+    for the same person go out as one grouped message, not a flood."""
+    batches: dict[tuple[int, str, str], list[Any]] = {}
+    for row in rows:
+        batches.setdefault((row.rule_id, row.channel, row.recipient), []).append(row)
+    return list(batches.values())
+
+
+def _send_batch(
+    engine: Engine,
+    channel: Channel,
+    rows: list[Any],
+    ui_base_url: str,
+    now: datetime,
+    policy: DeliveryPolicy,
+    report: DeliveryReport,
+) -> None:
+    ids = [row.id for row in rows]
+    keys = [row.idempotency_key for row in rows]
+    messages = [_message(row) for row in rows]
+    if len(messages) == 1:
+        message, rendered = messages[0], render_alert(messages[0], ui_base_url)
+    else:
+        message, rendered = group_message(messages), render_alert_group(messages, ui_base_url)
+    attempts = max(row.attempts for row in rows) + 1
+    try:
+        channel.send(message, rendered)
+    except PermanentDeliveryError as exc:
+        log.warning("delivery %s bounced: %s", message.idempotency_key, exc)
+        _mark(engine, ids, status="bounced", last_error=str(exc))
+        report.bounced.update(dict.fromkeys(keys, str(exc)))
+        return
+    except Exception as exc:  # retryable: the channel (or our rendering) failed this time
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, RetryableDeliveryError):
+            report.channels_down[channel.name] = error
+        else:
+            log.exception("delivery %s failed unexpectedly", message.idempotency_key)
+        if attempts >= policy.max_attempts:
+            _mark(engine, ids, status="failed", last_error=f"gave up after {attempts} attempts: {error}")
+            report.failed.update(dict.fromkeys(keys, error))
+        else:
+            retry_at = now + backoff_delay(attempts, policy)
+            _mark(engine, ids, status="pending", last_error=error, next_attempt_at=retry_at)
+            report.retrying.update(dict.fromkeys(keys, error))
+        return
+    _mark(engine, ids, status="sent", sent_at=now, last_error=None)
+    report.sent.extend(keys)
 
 
 def delivery_status_counts(engine: Engine) -> dict[str, int]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -128,6 +129,22 @@ def _record_run(
     upsert_rule_state(conn, rule_id, KeyState(RULE_RUN_KEY, last_fired_at, None, state), now)
 
 
+def _send_at(
+    conn: Connection, rule_id: int, channel: str, recipient: str, now: datetime, aggregate_minutes: int
+) -> datetime:
+    """When to send: now, or — when aggregating — with the rule's open batch for this recipient."""
+    if aggregate_minutes <= 0:
+        return now
+    open_batch = conn.execute(
+        sa.select(sa.func.max(alert_deliveries.c.next_attempt_at))
+        .select_from(alert_deliveries.join(alerts, alerts.c.id == alert_deliveries.c.alert_id))
+        .where(alerts.c.rule_id == rule_id)
+        .where(alert_deliveries.c.channel == channel, alert_deliveries.c.recipient == recipient)
+        .where(alert_deliveries.c.status == "pending", alert_deliveries.c.next_attempt_at > now)
+    ).scalar()
+    return open_batch or now + timedelta(minutes=aggregate_minutes)
+
+
 def _write_alert(conn: Connection, rule: StoredRule, finding: Finding, now: datetime) -> FiredAlert:
     alert_id = alert_id_for(rule.id, finding.key, finding.fingerprint)
     body = _body(rule, finding, now)
@@ -144,8 +161,12 @@ def _write_alert(conn: Connection, rule: StoredRule, finding: Finding, now: date
             created_at=now,
         )
     )
-    deliveries = [(t.channel, r) for t in rule.spec.channels for r in dict.fromkeys(t.recipients)]
-    for channel, recipient in deliveries:
+    deliveries = []
+    for target in rule.spec.channels:
+        for recipient in dict.fromkeys(target.recipients):
+            send_at = _send_at(conn, rule.id, target.channel, recipient, now, target.aggregate_minutes)
+            deliveries.append((target.channel, recipient, send_at))
+    for channel, recipient, send_at in deliveries:
         conn.execute(
             alert_deliveries.insert().values(
                 alert_id=alert_id,
@@ -154,7 +175,7 @@ def _write_alert(conn: Connection, rule: StoredRule, finding: Finding, now: date
                 idempotency_key=f"{alert_id}:{channel}:{recipient}",
                 status="pending",
                 attempts=0,
-                next_attempt_at=now,
+                next_attempt_at=send_at,
                 created_at=now,
             )
         )
@@ -168,7 +189,7 @@ def _write_alert(conn: Connection, rule: StoredRule, finding: Finding, now: date
         title=finding.title,
         body=body,
         created_at=now,
-        deliveries=deliveries,
+        deliveries=[(channel, recipient) for channel, recipient, _ in deliveries],
     )
 
 

@@ -6,9 +6,11 @@ source, time and sentiment, and links to the alert in the web UI. HTML variants 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -18,6 +20,23 @@ from alerts.links import safe_url
 from schema import SENTIMENTS
 
 MAX_SUBJECT_CHARS = 160
+#: Vietnamese names of the numbers rule types report (`Finding.counts`).
+COUNT_LABELS = {
+    "documents": "số bài",
+    "outlets": "số nguồn",
+    "count": "số bài",
+    "min_count": "ngưỡng",
+    "negative": "số bài tiêu cực",
+    "total": "tổng số bài",
+    "share": "tỷ lệ tiêu cực",
+    "current": "số bài hiện tại",
+    "baseline_mean": "trung bình cùng giờ",
+    "baseline_stdev": "độ lệch chuẩn",
+    "threshold": "ngưỡng đột biến",
+    "silence_hours": "số giờ không có bài",
+    "active_days": "số ngày có bài cùng giờ",
+    "history_days": "số ngày so sánh",
+}
 DISPLAY_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -43,6 +62,7 @@ def _environment(autoescape: bool) -> jinja2.Environment:
         local_time=_local_time,
         safe_url=safe_url,
         sentiment_vi=lambda code: SENTIMENTS.get(code or "", "—"),
+        count_label=lambda name: COUNT_LABELS.get(name, name),
     )
     return env
 
@@ -81,5 +101,54 @@ def render_alert(message: OutboxMessage, ui_base_url: str) -> RenderedAlert:
         text=_text_env().get_template("alert.txt.j2").render(context).strip() + "\n",
         html=_html_env().get_template("alert_email.html.j2").render(context),
         chat_html=_html_env().get_template("alert_telegram.html.j2").render(context).strip(),
+        link=link,
+    )
+
+
+def group_message(messages: list[OutboxMessage]) -> OutboxMessage:
+    """The envelope of a grouped send: its idempotency key is derived from every member's key, so a
+    resend of the same batch carries the same key."""
+    first = messages[0]
+    members = sorted(m.idempotency_key for m in messages)
+    digest = hashlib.sha256("\n".join(members).encode()).hexdigest()[:32]
+    return OutboxMessage(
+        delivery_id=first.delivery_id,
+        alert_id=first.alert_id,
+        idempotency_key=f"group:{digest}:{first.channel}:{first.recipient}",
+        channel=first.channel,
+        recipient=first.recipient,
+        rule_name=first.rule_name,
+        title=f"{len(messages)} cảnh báo mới",
+        body={
+            "rule": first.rule_name,
+            "grouped": [
+                {"alert_id": m.alert_id, "idempotency_key": m.idempotency_key, "title": m.title, **m.body}
+                for m in messages
+            ],
+        },
+        created_at=max(m.created_at for m in messages),
+        attempts=max(m.attempts for m in messages),
+    )
+
+
+def render_alert_group(messages: list[OutboxMessage], ui_base_url: str) -> RenderedAlert:
+    """One message for several alerts of one rule, with per-key counts (tin gộp)."""
+    envelope = group_message(messages)
+    items = [
+        {
+            "message": m,
+            "counts": m.body.get("counts", {}),
+            "top": (m.body.get("documents") or [None])[0],
+            "link": alert_link(ui_base_url, m.alert_id),
+        }
+        for m in messages
+    ]
+    link = f"{ui_base_url.rstrip('/')}/alerts?rule={quote(envelope.rule_name)}"
+    context: dict[str, Any] = {"envelope": envelope, "items": items, "link": link}
+    return RenderedAlert(
+        subject=subject_for(envelope),
+        text=_text_env().get_template("alert_group.txt.j2").render(context).strip() + "\n",
+        html=_html_env().get_template("alert_group_email.html.j2").render(context),
+        chat_html=_html_env().get_template("alert_group_telegram.html.j2").render(context).strip(),
         link=link,
     )

@@ -171,6 +171,9 @@ class ChannelTarget(BaseModel):
 
     channel: str
     recipients: list[str] = Field(min_length=1)
+    #: Hold this rule's alerts for up to this many minutes and send them as ONE grouped message with
+    #: per-key counts (gộp cảnh báo). 0: send each alert as soon as the sender runs.
+    aggregate_minutes: int = Field(default=0, ge=0, le=24 * 60)
 
     @field_validator("channel")
     @classmethod

@@ -127,10 +127,10 @@ def test_crash_between_send_and_mark_never_sends_twice(
     _fire(index, db, [{"channel": "email", "recipients": [GOOD]}])
     real_mark = alerts.delivery._mark
 
-    def crash_when_marking_sent(engine: sa.Engine, delivery_id: int, **values: Any) -> None:
+    def crash_when_marking_sent(engine: sa.Engine, delivery_ids: list[int], **values: Any) -> None:
         if values.get("status") == "sent":
             raise SystemExit("killed between send and mark")
-        real_mark(engine, delivery_id, **values)
+        real_mark(engine, delivery_ids, **values)
 
     monkeypatch.setattr(alerts.delivery, "_mark", crash_when_marking_sent)
     with pytest.raises(SystemExit):
@@ -212,7 +212,7 @@ def test_interrupted_webhook_is_resent_with_the_same_idempotency_key(
     channels: dict[str, Channel] = {"webhook": WebhookChannel(WebhookConfig(SECRET))}
     real_mark = alerts.delivery._mark
 
-    def crash(engine: sa.Engine, delivery_id: int, **values: Any) -> None:
+    def crash(engine: sa.Engine, delivery_ids: list[int], **values: Any) -> None:
         raise SystemExit("killed")
 
     monkeypatch.setattr(alerts.delivery, "_mark", crash)
@@ -282,3 +282,40 @@ def test_unconfigured_channel_waits(index: TantivyIndex, db: sa.Engine) -> None:
     report = deliver_pending(db, {}, ui_base_url=UI, now=NOW)
     assert report.unconfigured_channels == {"telegram"}
     assert delivery_status_counts(db) == {"pending": 1}
+
+
+def test_alerts_within_the_aggregation_window_go_out_as_one_message(
+    index: TantivyIndex, db: sa.Engine, smtp_server: SmtpInbox
+) -> None:
+    _fire(index, db, [{"channel": "email", "recipients": [GOOD], "aggregate_minutes": 30}])
+    later = NOW + timedelta(minutes=10)
+    index.upsert(
+        [
+            make_doc(
+                f"ngap-{source}",
+                source=source,
+                title="Ngập sâu ở Long Khánh sau mưa lớn",
+                published_at=later - timedelta(minutes=5),
+                sentiment="negative",
+                cluster_id="c-ngap",
+                province_relevance=0.8,
+            )
+            for source in ("tuoitre", "thanhnien")
+        ]
+    )
+    assert len(run_rules_once(index, db, later)) == 1
+    email = {"email": _email(smtp_server)}
+    assert deliver_pending(db, email, ui_base_url=UI, now=later).sent == []  # window still open
+    report = deliver_pending(db, email, ui_base_url=UI, now=NOW + timedelta(minutes=30))
+    assert len(report.sent) == 2 and _statuses(db) == {GOOD: "sent"}
+    assert len(smtp_server.messages) == 1
+    mail = smtp_server.messages[0]
+    assert mail["Subject"] == "[Duluan] Tin tiêu cực về Đồng Nai: 2 cảnh báo mới"
+    assert str(mail["X-Duluan-Idempotency-Key"]).strip().startswith("group:")
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "1. Biên Hòa: cháy kho hàng, khói đen bao trùm khu dân cư" in text  # newest copy leads
+    assert "2. Ngập sâu ở Long Khánh sau mưa lớn" in text
+    assert text.count("số bài = 2; số nguồn = 2") == 2  # per-key counts
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<script>" not in html
+    assert html.count('href="http://127.0.0.1:8000/alerts/') == 2
