@@ -115,3 +115,14 @@ def test_writer_lock_held_elsewhere_is_retried_then_reported(index_dir: Path) ->
         if holder.poll() is None:
             holder.kill()
         holder.wait(timeout=30)
+
+
+def test_a_writer_killed_mid_batch_does_not_wedge_the_index(index_dir: Path) -> None:
+    TantivyIndex(index_dir)
+    holder = _spawn(CHILD_LOCK_HOLDER.format(repo=str(REPO), path=str(index_dir)))
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    holder.kill()  # SIGKILL: no cleanup runs, the lock file stays on disk
+    holder.wait(timeout=30)
+    assert (index_dir / ".tantivy-writer.lock").exists()
+    assert TantivyIndex(index_dir, lock_timeout=5).upsert([make_doc("after-crash", "vẫn ghi được")]) == 1
