@@ -720,7 +720,8 @@ class TantivyIndex:
     ) -> list[tuple[datetime, int]]:
         """Document counts per local hour/day/week (from Monday)/month of the publication date.
 
-        Buckets between the first and last document are all present (zeros included). `tz` must
+        Buckets between the first and last document are all present (zeros included), or over the
+        whole `date_from`..`date_to` range when the filters give both ends. `tz` must
         have a fixed UTC offset, which holds for Asia/Ho_Chi_Minh (no daylight saving since 1975).
         """
         _, compiled = self._query(query, filters)
@@ -733,6 +734,11 @@ class TantivyIndex:
         if interval != "hour":
             seconds = int(-offset.total_seconds())
             spec["offset"] = f"{'-' if seconds < 0 else ''}{abs(seconds)}s"
+        if filters is not None and filters.date_from and filters.date_to:  # charts span the asked range
+            spec["extended_bounds"] = {
+                "min": filters.date_from.timestamp() * 1000,
+                "max": filters.date_to.timestamp() * 1000 - 1,
+            }
         try:
             result = self._searcher().aggregate(compiled, {"agg": {"date_histogram": spec}})
         except ValueError as exc:

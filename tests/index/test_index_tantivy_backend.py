@@ -193,6 +193,15 @@ def test_date_histogram_in_vietnam_time(loaded_index: TantivyIndex) -> None:
     assert hours[datetime(2026, 11, 2, 0, tzinfo=VIETNAM_TZ)] == 1
 
 
+def test_date_histogram_covers_the_filtered_range(loaded_index: TantivyIndex) -> None:
+    filters = SearchFilters(
+        date_from=datetime(2026, 10, 30, tzinfo=VIETNAM_TZ), date_to=datetime(2026, 11, 4, tzinfo=VIETNAM_TZ)
+    )
+    days = loaded_index.date_histogram("day", "", filters)
+    assert [d.day for d, _ in days] == [30, 31, 1, 2, 3]
+    assert [c for _, c in days] == [0, 0, 1, 1, 0]
+
+
 def test_date_histogram_refuses_too_many_buckets(empty_index: TantivyIndex) -> None:
     empty_index.upsert(
         [
