@@ -8,15 +8,15 @@ each with an idempotency key). The lead's Alembic migration is generated from `m
 from __future__ import annotations
 
 import importlib
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from alerts.channels import CHANNEL_TYPES
 from alerts.rules import RULE_TYPES, InvalidRuleParams, RuleScope, check_scope_for, rule_type_for
 from alerts.schedule import InvalidSchedule, parse_schedule
 from index.backend import QueryError, SearchBackend, SearchFilters
@@ -161,9 +161,6 @@ class ScopeFilters(BaseModel):
         )
 
 
-_CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
 class ChannelTarget(BaseModel):
     """Where a rule's alerts go: a channel name (email, webhook, …) and its recipients."""
 
@@ -178,9 +175,16 @@ class ChannelTarget(BaseModel):
     @field_validator("channel")
     @classmethod
     def _channel_name(cls, value: str) -> str:
-        if not _CHANNEL_NAME.match(value):
-            raise ValueError(f"channel {value!r} must be a lower-case name such as 'email' or 'webhook'")
+        if value not in CHANNEL_TYPES:
+            raise ValueError(f"unknown channel {value!r}; use one of {', '.join(sorted(CHANNEL_TYPES))}")
         return value
+
+    @model_validator(mode="after")
+    def _recipients_fit_channel(self) -> ChannelTarget:
+        problems = [p for r in self.recipients if (p := CHANNEL_TYPES[self.channel].recipient_problem(r))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class RuleSpec(BaseModel):

@@ -55,6 +55,11 @@ class Channel(ABC):
     #: may be repeated without a visible duplicate. Otherwise an interrupted send is never repeated.
     receiver_deduplicates: ClassVar[bool] = False
 
+    @classmethod
+    def recipient_problem(cls, recipient: str) -> str | None:
+        """Why `recipient` cannot be an address on this channel (checked when a rule is saved), or None."""
+        return None if recipient.strip() else "empty recipient"
+
     @abstractmethod
     def send(self, message: OutboxMessage, rendered: RenderedAlert) -> None:
         """Deliver or raise a `DeliveryError` subclass."""

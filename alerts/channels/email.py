@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ class SmtpConfig:
     timeout_s: float = 20.0
 
 
+_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
 def message_id_for(idempotency_key: str, domain: str) -> str:
     """A stable Message-ID: a duplicate that slipped through is recognisable by mail clients."""
     return f"<{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}@{domain}>"
@@ -62,6 +66,14 @@ def _smtp_failure(code: int, detail: str) -> Exception:
 @register_channel
 class EmailChannel(Channel):
     name: ClassVar[str] = "email"
+
+    @classmethod
+    def recipient_problem(cls, recipient: str) -> str | None:
+        return (
+            None
+            if _ADDRESS.match(recipient)
+            else f"{recipient!r} is not an e-mail address (ten@co-quan.gov.vn)"
+        )
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config

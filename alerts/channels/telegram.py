@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,6 +31,12 @@ class TelegramConfig:
 @register_channel
 class TelegramChannel(Channel):
     name: ClassVar[str] = "telegram"
+
+    @classmethod
+    def recipient_problem(cls, recipient: str) -> str | None:
+        if re.fullmatch(r"-?\d+|@[A-Za-z][A-Za-z0-9_]{4,}", recipient):
+            return None
+        return f"{recipient!r} is not a Telegram chat id (e.g. -1001234567890) or @channelname"
 
     def __init__(self, config: TelegramConfig) -> None:
         if not config.bot_token:

@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -72,6 +73,13 @@ def raise_for_http_status(response: httpx.Response, what: str) -> None:
 class WebhookChannel(Channel):
     name: ClassVar[str] = "webhook"
     receiver_deduplicates: ClassVar[bool] = True
+
+    @classmethod
+    def recipient_problem(cls, recipient: str) -> str | None:
+        url = urlsplit(recipient)
+        if url.scheme in ("http", "https") and url.netloc:
+            return None
+        return f"{recipient!r} is not an http(s) URL"
 
     def __init__(self, config: WebhookConfig) -> None:
         if not config.secret:

@@ -33,6 +33,10 @@ class ZaloConfig:
 class ZaloChannel(Channel):
     name: ClassVar[str] = "zalo"
 
+    @classmethod
+    def recipient_problem(cls, recipient: str) -> str | None:
+        return None if recipient.isdigit() else f"{recipient!r} is not a Zalo user id (digits only)"
+
     def __init__(self, config: ZaloConfig) -> None:
         if not config.access_token:
             raise ValueError("Zalo OA access token is empty; set it in the settings")

@@ -257,12 +257,12 @@ def test_zalo_oa_message_shape(index: TantivyIndex, db: sa.Engine, http_server: 
     def zalo(request: RecordedRequest) -> tuple[int, Any]:
         if request.headers.get("access_token") != "zalo-token":
             return 200, {"error": -216, "message": "Access token is invalid"}
-        if request.json()["recipient"]["user_id"] == "khong-theo-doi":
+        if request.json()["recipient"]["user_id"] == "9999999999":
             return 200, {"error": -213, "message": "User has not followed OA"}
         return 200, {"error": 0, "message": "Success", "data": {"message_id": "m1"}}
 
     http_server.respond = zalo
-    _fire(index, db, [{"channel": "zalo", "recipients": ["2512523625412515", "khong-theo-doi"]}])
+    _fire(index, db, [{"channel": "zalo", "recipients": ["2512523625412515", "9999999999"]}])
     wrong_token = ZaloChannel(ZaloConfig(access_token="cu", api_url=f"{http_server.url}/v3.0/oa/message/cs"))
     first = deliver_pending(db, {"zalo": wrong_token}, ui_base_url=UI, now=NOW)
     assert len(first.retrying) == 1 and first.bounced == {}  # a token problem keeps messages queued

@@ -70,6 +70,13 @@ def test_round_trip_and_update_by_name(db: sa.Engine) -> None:
         ({"rule_type": "negative_share", "params": {"min_share": 0.4}}, "sets sentiment itself"),
         ({"channels": [{"channel": "email", "recipients": []}]}, "channels.0.recipients"),
         ({"owner": ""}, "owner"),
+        ({"channels": [{"channel": "sms", "recipients": ["0912345678"]}]}, "unknown channel 'sms'"),
+        (
+            {"channels": [{"channel": "email", "recipients": ["truc-ban"]}]},
+            "'truc-ban' is not an e-mail address",
+        ),
+        ({"channels": [{"channel": "webhook", "recipients": ["ftp://x.vn/a"]}]}, "is not an http\\(s\\) URL"),
+        ({"channels": [{"channel": "telegram", "recipients": ["nhom chat"]}]}, "not a Telegram chat id"),
     ],
 )
 def test_invalid_rules_rejected_at_save(db: sa.Engine, change: dict[str, object], message: str) -> None:
