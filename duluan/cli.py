@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from duluan.cli_users import users_app
 from duluan.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ alerts_app = typer.Typer(help="Alert rules.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 nlp_app = typer.Typer(help="Vietnamese NLP models.", no_args_is_help=True)
 app.add_typer(nlp_app, name="nlp")
+app.add_typer(users_app, name="users")
 
 err = Console(stderr=True)
 _overrides: dict[str, Any] = {}
