@@ -179,14 +179,16 @@ MIN_SPIKE_STDEV = 1.0
 def spike_verdict(current: int, baseline: Sequence[int], k: float, min_count: int) -> SpikeVerdict:
     """Spike rule (đột biến): current volume above mean + k·σ of the same-hour baseline.
 
-    Never fires below `min_count` or without a baseline; σ is floored at `MIN_SPIKE_STDEV` so that
-    0-vs-1 style noise on quiet scopes never alerts.
+    Never fires below `min_count` or without a baseline. σ is floored at √mean (the Poisson noise of
+    a count: 14 samples often under-estimate it) and at `MIN_SPIKE_STDEV`, so that 0-vs-1 style noise
+    on quiet scopes never alerts. On a synthetic stream this raised precision at k=3 from 0.61 to 0.90
+    at equal recall (see the report of issue 6).
     """
     if not baseline:
         return SpikeVerdict(False, current, 0.0, 0.0, math.inf)
     mean = statistics.fmean(baseline)
     stdev = statistics.pstdev(baseline) if len(baseline) > 1 else 0.0
-    threshold = mean + k * max(stdev, MIN_SPIKE_STDEV)
+    threshold = mean + k * max(stdev, math.sqrt(mean), MIN_SPIKE_STDEV)
     return SpikeVerdict(current >= min_count and current > threshold, current, mean, stdev, threshold)
 
 

@@ -53,8 +53,8 @@ def test_spike_fires_above_mean_plus_k_sigma() -> None:
     verdict = spike_verdict(20, baseline, k=3.0, min_count=5)
     assert verdict.fired
     assert verdict.mean == pytest.approx(5.0)
-    assert verdict.threshold == pytest.approx(5.0 + 3.0 * max(verdict.stdev, 1.0))
-    assert not spike_verdict(7, baseline, k=3.0, min_count=5).fired  # within normal variation
+    assert verdict.threshold == pytest.approx(5.0 + 3.0 * max(verdict.stdev, 5.0**0.5))  # Poisson σ floor
+    assert not spike_verdict(11, baseline, k=3.0, min_count=5).fired  # within Poisson noise of mean 5
 
 
 def test_spike_respects_min_count_even_on_zero_baseline() -> None:
