@@ -33,7 +33,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.svm import LinearSVC
 
 from nlp.normalize import normalize_tone_marks
-from nlp.textmodel import FeatureConfig, HashedTfidf, LinearTextModel, fit_temperature
+from nlp.textmodel import FeatureConfig, HashedTfidf, LinearTextModel, fit_temperature, tune_biases
 from schema.labels import SENTIMENTS, TOPICS, TOXICITY_LABELS
 
 TASKS: dict[str, list[str]] = {
@@ -135,6 +135,9 @@ class TrainConfig:
     char_features: int = 2**17
     max_chars: int = 4000
     social: bool = False
+    unaccented_words: bool = False
+    #: Shift class scores to maximise macro-F1 on the held-out calibration slice (helps rare classes).
+    tune_bias: bool = False
     c: float = 0.5
     class_weight: str | None = None
     calibration_fraction: float = 0.1
@@ -150,6 +153,7 @@ class TrainConfig:
             char_features=self.char_features,
             max_chars=self.max_chars,
             social=self.social,
+            unaccented_words=self.unaccented_words,
         )
 
     @classmethod
@@ -399,6 +403,10 @@ def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | Non
     )
     if n_cal:
         cal_scores = model.decision_function([texts[i] for i in cal_idx])
+        if cfg.tune_bias and len(present) > 2:
+            bias = tune_biases(cal_scores, y_idx[cal_idx])
+            model.intercept = (model.intercept + bias).astype(np.float32)
+            cal_scores = cal_scores + bias
         model.temperature = fit_temperature(cal_scores, y_idx[cal_idx])
     model.info = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -14,6 +14,11 @@ def topic():
     return load_classifier("topic")
 
 
+@pytest.fixture(scope="module")
+def vntc_dev(datasets) -> list[dict]:
+    return read_rows(datasets / "vntc" / "dev.jsonl.gz")
+
+
 @pytest.mark.parametrize(("task", "labels"), [("sentiment", SENTIMENTS), ("toxicity", TOXICITY_LABELS)])
 def test_shipped_models_load_with_our_labels(task: str, labels: dict[str, str]) -> None:
     clf = load_classifier(task)
@@ -30,12 +35,10 @@ def test_topic_model_covers_the_taxonomy(topic) -> None:
 @pytest.mark.parametrize(
     ("vntc_label", "code"), [("The thao", "the-thao"), ("Suc khoe", "y-te"), ("The gioi", "the-gioi")]
 )
-def test_topic_on_real_dev_articles(topic, datasets, vntc_label: str, code: str) -> None:
-    rows = [r for r in read_rows(datasets / "vntc" / "dev.jsonl.gz", limit=400) if r["label"] == vntc_label][
-        :10
-    ]
+def test_topic_on_real_dev_articles(topic, vntc_dev, vntc_label: str, code: str) -> None:
+    rows = [r for r in vntc_dev if r["label"] == vntc_label][::30][:30]  # spread over sources
     preds = topic.predict([r["text"] for r in rows])
-    assert sum(p.label == code for p in preds) >= 8
+    assert sum(p.label == code for p in preds) >= 21  # recall on these classes is 0.85+ on the full dev set
     assert all(abs(sum(p.scores.values()) - 1.0) < 1e-3 for p in preds)
 
 

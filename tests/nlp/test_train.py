@@ -50,3 +50,38 @@ def test_topic_training_applies_seed_rules(datasets) -> None:
     restricted = evaluate(model, datasets / "vntc" / "dev.jsonl.gz", restrict_to_gold_labels=True, limit=400)
     assert "giao-thong" not in restricted.labels
     assert restricted.macro_f1 > 0.6
+
+
+def test_cli_writes_model_metrics_and_card(datasets, tmp_path: Path) -> None:
+    import json
+
+    from nlp.train import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text("social: true\nmax_rows_per_source: 800\nword_features: 16384\nchar_ngrams: null\n")
+    out = tmp_path / "model"
+    dev = f"{datasets / 'vlsp2016_sa' / 'train.jsonl.gz'}#dev"
+    train_part = f"{datasets / 'vlsp2016_sa' / 'train.jsonl.gz'}#train"
+    assert (
+        main(
+            [
+                "--task",
+                "sentiment",
+                "--out",
+                str(out),
+                "--data",
+                train_part,
+                "--dev",
+                dev,
+                "--config",
+                str(config),
+            ]
+        )
+        == 0
+    )
+    report = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert report["model"]["rows"] == 800
+    assert set(report["dev"][dev]["per_class"]) == {"negative", "neutral", "positive"}
+    card = (out / "model_card.md").read_text(encoding="utf-8")
+    assert "VLSP user agreement" in card and "macro-F1" in card
+    assert (out / "model.joblib").is_file()
