@@ -83,3 +83,19 @@ def test_close_frees_the_port() -> None:
     running.close()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=2)
+
+
+def test_generated_copies_are_distinct_documents_on_real_templates() -> None:
+    with serve_demo_site(copies=3) as big:
+        assert len(big.articles) == 39
+        copy = next(a for a in big.articles if a.copy == 2 and "vnexpress" in a.path)
+        _, _, body = _get(big.base_url + copy.path)
+        extracted = extract_article(body, big.base_url + copy.path)
+        assert extracted is not None
+        assert (
+            extracted.canonical_url
+            == "https://vnexpress.net/c2/dau-bung-keo-dai-phat-hien-ung-thu-lymphoma-ruot-non-4954454.html"
+        )
+        assert extracted.title == "Đau bụng kéo dài, phát hiện ung thư lymphoma ruột non"
+    with pytest.raises(ValueError, match="copies"):
+        serve_demo_site(copies=0)
