@@ -430,3 +430,66 @@ def prune_rule_state(engine: Engine, older_than: datetime) -> int:
             .where(sa.or_(rule_state.c.last_fired_at.is_(None), rule_state.c.last_fired_at < older_than))
         )
     return int(result.rowcount)
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert as the UI lists it, with the state of each of its deliveries."""
+
+    id: str
+    rule_id: int
+    rule_name: str
+    key: str
+    story_key: str | None
+    title: str
+    body: dict[str, Any]
+    created_at: datetime
+    deliveries: list[dict[str, Any]]
+
+
+def _alert_records(conn: Connection, rows: list[Any]) -> list[AlertRecord]:
+    ids = [r.id for r in rows]
+    deliveries: dict[str, list[dict[str, Any]]] = {}
+    if ids:
+        query = (
+            sa.select(alert_deliveries)
+            .where(alert_deliveries.c.alert_id.in_(ids))
+            .order_by(alert_deliveries.c.id)
+        )
+        for d in conn.execute(query):
+            item = dict(d._mapping)
+            deliveries.setdefault(item.pop("alert_id"), []).append(item)
+    return [
+        AlertRecord(
+            id=r.id,
+            rule_id=r.rule_id,
+            rule_name=r.rule_name,
+            key=r.key,
+            story_key=r.story_key,
+            title=r.title,
+            body=dict(r.body or {}),
+            created_at=r.created_at,
+            deliveries=deliveries.get(r.id, []),
+        )
+        for r in rows
+    ]
+
+
+def list_alerts(
+    engine: Engine, *, rule_name: str | None = None, since: datetime | None = None, limit: int = 50
+) -> list[AlertRecord]:
+    """Newest alerts first, optionally of one rule and/or since a moment."""
+    query = sa.select(alerts).order_by(alerts.c.created_at.desc(), alerts.c.id).limit(limit)
+    if rule_name is not None:
+        query = query.where(alerts.c.rule_name == rule_name)
+    if since is not None:
+        query = query.where(alerts.c.created_at >= since)
+    with engine.connect() as conn:
+        return _alert_records(conn, list(conn.execute(query)))
+
+
+def get_alert(engine: Engine, alert_id: str) -> AlertRecord | None:
+    """One alert with its deliveries (the page an alert message links to)."""
+    with engine.connect() as conn:
+        records = _alert_records(conn, list(conn.execute(sa.select(alerts).where(alerts.c.id == alert_id))))
+    return records[0] if records else None

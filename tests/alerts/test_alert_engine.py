@@ -13,6 +13,8 @@ from alerts.store import (
     alert_deliveries,
     alert_rules,
     alerts,
+    get_alert,
+    list_alerts,
     load_rule_state,
     metadata,
     save_rule,
@@ -338,3 +340,19 @@ def test_silent_source_alerts_once_per_silence(index: TantivyIndex, db: sa.Engin
     assert [a.key for a in fired] == ["source:baodongnai"]  # dantri is always quiet in the morning
     assert fired[0].body["counts"] == {"silence_hours": 5.0, "active_days": 14, "history_days": 14}
     assert run_rules_once(index, db, local_now + timedelta(hours=1)) == []  # same silence, no repeat
+
+
+def test_alerts_are_listed_with_their_deliveries(index: TantivyIndex, db: sa.Engine) -> None:
+    _seed_province_news(index)
+    save_rule(db, PROVINCE_NEGATIVE)
+    fired = run_rules_once(index, db, NOW)
+    listed = list_alerts(db, rule_name="Tin tiêu cực về Đồng Nai")
+    assert {a.id for a in listed} == {a.id for a in fired}
+    one = get_alert(db, fired[0].id)
+    assert one is not None and one.title == fired[0].title
+    assert [(d["channel"], d["status"]) for d in one.deliveries] == [
+        ("email", "pending"),
+        ("email", "pending"),
+        ("webhook", "pending"),
+    ]
+    assert get_alert(db, "khong-co") is None
