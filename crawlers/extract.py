@@ -310,14 +310,19 @@ def _title(tree: Any, fallback: str | None) -> str:
     return collapse_whitespace(title)
 
 
-def _lang(tree: Any, text: str) -> str | None:
-    declared = _first(tree.xpath("/html/@lang")) or _meta(tree, "og:locale", "content-language", "language")
-    if declared:
-        return declared.replace("_", "-").split("-")[0].lower()
+def guess_lang(text: str) -> str | None:
+    """'vi' when the text has the density of Vietnamese diacritics; None when unsure."""
     letters = [ch for ch in text if ch.isalpha()]
     if letters and sum(ch in _VIETNAMESE_LETTERS for ch in letters) / len(letters) > 0.05:
         return "vi"
     return None
+
+
+def _lang(tree: Any, text: str) -> str | None:
+    declared = _first(tree.xpath("/html/@lang")) or _meta(tree, "og:locale", "content-language", "language")
+    if declared:
+        return declared.replace("_", "-").split("-")[0].lower()
+    return guess_lang(text)
 
 
 def _images(tree: Any, url: str | None) -> tuple[str, ...]:

@@ -62,6 +62,9 @@ class ExtractPipeline(_Stage):
         )
 
     def process_item(self, item: CrawlItem) -> CrawlItem:
+        if item.article is not None:  # social posts arrive already parsed by their spider
+            self.count("extracted")
+            return item
         try:
             article = extract_article(
                 item.page.body,

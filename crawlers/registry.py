@@ -55,7 +55,7 @@ class SourceKind(StrEnum):
 
 
 #: Families whose start URLs are web pages or XML documents fetched over HTTP.
-WEB_KINDS = frozenset({SourceKind.rss, SourceKind.sitemap, SourceKind.listing})
+WEB_KINDS = frozenset({SourceKind.rss, SourceKind.sitemap, SourceKind.listing, SourceKind.telegram})
 
 _INTERVAL = re.compile(r"^(?:every\s+)?(\d+)\s*(m|min|h|d)$")
 _CRON = re.compile(r"^\S+(\s+\S+){4}$")

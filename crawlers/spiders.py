@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from crawlers.items import STAT_PREFIX, CrawlItem, FetchedPage, RunContext
 from crawlers.registry import SourceKind
+from crawlers.telegram import channel_of, parse_preview
 from crawlers.urls import InvalidURLError, normalize_url, site_of
 
 log = logging.getLogger("crawlers.spiders")
@@ -108,7 +109,11 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         source = self.context.source
-        callbacks = {SourceKind.rss: self.parse_feed, SourceKind.sitemap: self.parse_sitemap}
+        callbacks = {
+            SourceKind.rss: self.parse_feed,
+            SourceKind.sitemap: self.parse_sitemap,
+            SourceKind.telegram: self.parse_telegram,
+        }
         callback = callbacks.get(source.type, self.parse_listing)
         for url in source.start_urls:
             headers = {}
@@ -237,6 +242,48 @@ class SourceSpider(scrapy.Spider):
             host = site_of(link.url)
             if host == home or host.endswith("." + home):
                 yield from self._article_request(link.url, link.text.strip() or None, None)
+
+    def parse_telegram(self, response: Response) -> Iterator[Any]:
+        """`t.me/s/<channel>` preview: posts become items directly; older pages until seen or capped."""
+        if response.meta.get("start_url") and not self._start_answered(response):
+            return
+        channel = channel_of(response.url)
+        try:
+            page = parse_preview(response.body, channel)
+        except Exception as exc:  # lxml raises several types on hopeless input
+            self.count("errors/telegram_malformed")
+            log.warning(
+                "source %s: preview %s cannot be parsed: %s", self.context.source.id, response.url, exc
+            )
+            return
+        fresh = 0
+        for url, post in page.posts:
+            url_key = normalize_url(url)
+            if url_key in self._scheduled:
+                continue
+            if self.context.state.is_seen(url_key):
+                self.count("skipped_seen")
+                continue
+            if len(self._scheduled) >= self.context.source.site_rules.max_items:
+                self.count("skipped_cap")
+                return
+            self._scheduled.add(url_key)
+            fresh += 1
+            self.count("fetched")
+            yield CrawlItem(
+                page=FetchedPage(
+                    source_id=self.context.source.id,
+                    url=url,
+                    url_key=url_key,
+                    body=b"",
+                    header_charset=None,
+                    fetched_at=datetime.now(UTC),
+                ),
+                article=post,
+            )
+        if fresh and page.older_cursor:
+            older = response.urljoin(f"/s/{channel}?before={page.older_cursor}")
+            yield scrapy.Request(older, callback=self.parse_telegram, errback=self.on_page_error)
 
     # ---------------------------------------------------------------- articles
 
