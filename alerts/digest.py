@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -244,14 +246,18 @@ def build_digest(
 # --------------------------------------------------------------------------------------------------
 
 
-def _png_data_uri(figure: Figure) -> str:
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     FigureCanvasAgg(figure)
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
-def sentiment_chart(trend: Sequence[DaySentiment]) -> str:
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def sentiment_chart(trend: Sequence[DaySentiment]) -> bytes:
     """Stacked daily bars of negative / neutral / positive documents (xu hướng sắc thái)."""
     figure = Figure(figsize=(7, 3))
     axes = figure.add_subplot()
@@ -265,10 +271,10 @@ def sentiment_chart(trend: Sequence[DaySentiment]) -> str:
     axes.set_ylabel("Số bài")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(loc="upper left", fontsize="small")
-    return _png_data_uri(figure)
+    return _png(figure)
 
 
-def topic_chart(volume: Sequence[tuple[str, int]]) -> str:
+def topic_chart(volume: Sequence[tuple[str, int]]) -> bytes:
     """Horizontal bars of documents per topic (khối lượng theo chủ đề)."""
     figure = Figure(figsize=(7, max(2.0, 0.4 * len(volume) + 1)))
     axes = figure.add_subplot()
@@ -278,7 +284,7 @@ def topic_chart(volume: Sequence[tuple[str, int]]) -> str:
     axes.set_title("Số bài theo chủ đề")
     axes.set_xlabel("Số bài")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _png_data_uri(figure)
+    return _png(figure)
 
 
 def format_number(value: float) -> str:
@@ -327,16 +333,78 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_digest_html(digest: Digest) -> str:
-    """A self-contained HTML page (inline CSS, charts as data URIs) fit for an email body or archive."""
+@dataclass(frozen=True)
+class DigestCharts:
+    """The digest's charts as PNG bytes (None when there is nothing to draw)."""
+
+    sentiment: bytes | None
+    topics: bytes | None
+
+
+def draw_charts(digest: Digest) -> DigestCharts:
+    return DigestCharts(
+        sentiment=sentiment_chart(digest.sentiment_trend) if digest.sentiment_trend else None,
+        topics=topic_chart(digest.topic_volume) if digest.topic_volume else None,
+    )
+
+
+def _render(digest: Digest, sentiment_src: str | None, topic_src: str | None) -> str:
     tz = ZoneInfo(digest.timezone)
     template = _environment().get_template("digest.html.j2")
     return template.render(
         digest=digest,
         local_time=lambda moment: moment.astimezone(tz).strftime("%H:%M %d/%m"),
-        sentiment_chart=sentiment_chart(digest.sentiment_trend) if digest.sentiment_trend else None,
-        topic_chart=topic_chart(digest.topic_volume) if digest.topic_volume else None,
+        sentiment_chart=sentiment_src,
+        topic_chart=topic_src,
     )
+
+
+def render_digest_html(digest: Digest, charts: DigestCharts | None = None) -> str:
+    """A self-contained HTML page (inline CSS, charts as data URIs) for the archive and the browser."""
+    drawn = charts or draw_charts(digest)
+    return _render(
+        digest,
+        png_data_uri(drawn.sentiment) if drawn.sentiment else None,
+        png_data_uri(drawn.topics) if drawn.topics else None,
+    )
+
+
+def digest_subject(digest: Digest) -> str:
+    return f"Bản tin dư luận {digest.province} – {vietnamese_date(digest.day)}"
+
+
+def build_digest_email(digest: Digest, sender: str, recipients: Sequence[str]) -> EmailMessage:
+    """The digest as an HTML e-mail: charts as inline CID images (mail clients block data URIs),
+    with a plain-text alternative carrying the headline numbers."""
+    charts = draw_charts(digest)
+    domain = sender.rpartition("@")[2] or "localhost"
+    cids = {name: make_msgid(f"bieu-do-{name}", domain=domain) for name in ("sentiment", "topics")}
+    html = _render(
+        digest,
+        f"cid:{cids['sentiment'][1:-1]}" if charts.sentiment else None,
+        f"cid:{cids['topics'][1:-1]}" if charts.topics else None,
+    )
+    mail = EmailMessage()
+    mail["Subject"] = digest_subject(digest)
+    mail["From"] = sender
+    mail["To"] = ", ".join(recipients)
+    mail["Date"] = format_datetime(digest.generated_at)
+    mail["Message-ID"] = make_msgid(f"ban-tin-{digest.day.isoformat()}", domain=domain)
+    h = digest.headline
+    mail.set_content(
+        f"{digest_subject(digest)}\n\n"
+        f"Số bài: {format_number(h.documents)} ({format_change(h.documents_change)} so với hôm trước)\n"
+        f"Số nguồn: {format_number(h.outlets)}\n"
+        f"Tỷ lệ tiêu cực: {format_percent(h.negative_share)}\n\n"
+        "Xem bản đầy đủ trong thư HTML hoặc trên hệ thống Duluan.\n"
+    )
+    mail.add_alternative(html, subtype="html")
+    html_part = mail.get_body(("html",))
+    assert html_part is not None
+    for name, png in (("sentiment", charts.sentiment), ("topics", charts.topics)):
+        if png:
+            html_part.add_related(png, maintype="image", subtype="png", cid=cids[name])
+    return mail
 
 
 def digest_filename(day: date) -> str:

@@ -103,8 +103,13 @@ class EmailChannel(Channel):
         return client
 
     def send(self, message: OutboxMessage, rendered: RenderedAlert) -> None:
+        self.send_mail(build_email(self.config, message, rendered), [message.recipient])
+
+    def send_mail(self, mail: EmailMessage, recipients: list[str]) -> dict[str, str]:
+        """Send any message (an alert, the daily digest); returns recipients refused while others got
+        it. Raises `PermanentDeliveryError` if every recipient was refused, `RetryableDeliveryError`
+        if the server is unreachable or busy."""
         cfg = self.config
-        mail = build_email(cfg, message, rendered)
         try:
             client = self._connect()
         except (OSError, smtplib.SMTPException) as exc:
@@ -112,10 +117,10 @@ class EmailChannel(Channel):
         try:
             if cfg.username:
                 client.login(cfg.username, cfg.password or "")
-            client.send_message(mail, from_addr=cfg.sender, to_addrs=[message.recipient])
+            refused = client.send_message(mail, from_addr=cfg.sender, to_addrs=recipients)
         except smtplib.SMTPRecipientsRefused as exc:
             code, detail = next(iter(exc.recipients.values()))
-            raise _smtp_failure(code, f"recipient {message.recipient} refused: {detail!r}") from exc
+            raise _smtp_failure(code, f"recipient(s) {', '.join(recipients)} refused: {detail!r}") from exc
         except smtplib.SMTPAuthenticationError as exc:
             # A wrong password concerns every message: keep them queued until the settings are fixed.
             raise RetryableDeliveryError(
@@ -130,3 +135,4 @@ class EmailChannel(Channel):
                 client.quit()
             except (OSError, smtplib.SMTPException):
                 client.close()
+        return {address: f"SMTP {code}: {detail!r}" for address, (code, detail) in refused.items()}

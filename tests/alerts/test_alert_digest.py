@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from alerts.digest import Digest, build_digest, render_digest_html, write_digest
+from alerts.channels.email import EmailChannel, SmtpConfig
+from alerts.digest import Digest, build_digest, build_digest_email, render_digest_html, write_digest
 from index.tantivy_backend import TantivyIndex
+from tests.alerts.conftest import SMTP_PASSWORD, SMTP_USER, SmtpInbox
 from tests.alerts.factories import make_doc
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -193,3 +195,32 @@ def test_empty_day_renders(index: TantivyIndex) -> None:
     assert empty.headline.documents == 0 and empty.headline.documents_change is None
     html = render_digest_html(empty)
     assert "Không có tin tiêu cực nào liên quan đến Đồng Nai" in html
+
+
+def test_digest_email_with_inline_charts_over_smtp(digest: Digest, smtp_server: SmtpInbox) -> None:
+    smtp_server.refuse.add("nghi-huu@ioc.example.vn")
+    recipients = ["lanh-dao@ioc.example.vn", "nghi-huu@ioc.example.vn"]
+    mail = build_digest_email(digest, "ban-tin@ioc.example.vn", recipients)
+    channel = EmailChannel(
+        SmtpConfig(
+            host=smtp_server.host,
+            port=smtp_server.port,
+            sender="ban-tin@ioc.example.vn",
+            username=SMTP_USER,
+            password=SMTP_PASSWORD,
+            ca_file=smtp_server.ca_file,
+        )
+    )
+    refused = channel.send_mail(mail, recipients)
+    assert list(refused) == ["nghi-huu@ioc.example.vn"]
+    received = smtp_server.messages[0]
+    assert smtp_server.envelopes[0][1] == ["lanh-dao@ioc.example.vn"]
+    assert received["Subject"] == "Bản tin dư luận Đồng Nai – Thứ Sáu, 27/11/2026"
+    assert "Tỷ lệ tiêu cực: 71,4%" in received.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = received.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "&lt;script&gt;" in html and "data:image" not in html
+    images = [p for p in received.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == 2
+    for image in images:
+        assert f'src="cid:{str(image["Content-ID"]).strip().strip("<>")}"' in html
+        assert image.get_payload(decode=True).startswith(b"\x89PNG")  # type: ignore[union-attr]
