@@ -311,7 +311,7 @@ class MatchRule(RuleType):
         params = self.params
         assert isinstance(params, MatchParams)
         # Overlap the previous run by `lateness_minutes` (a document is stamped when fetched but indexed
-        # after NLP); documents already alerted have the same fingerprint, so the overlap never re-fires.
+        # after NLP); the engine remembers alerted document ids per story, so the overlap never re-fires.
         since = (
             ctx.last_run_at - timedelta(minutes=params.lateness_minutes)
             if ctx.last_run_at
