@@ -4,6 +4,8 @@ Reads the index only through `index.backend.SearchBackend`:
 - `rules`: one class per rule type behind the `RULE_TYPES` registry; each decision is a pure function.
 - `store`: SQLAlchemy tables (rules, per-key rule state, outbox) and rule save/load with validation.
 - `engine`: `run_rules_once` evaluates due rules, suppresses re-alerts and writes the outbox atomically.
-- `digest`: builds, renders (HTML with charts) and writes the daily digest.
+- `delivery` + `channels` + `messages`: the outbox sender (claim before send: exactly once) and the
+  e-mail, webhook, Telegram and Zalo channels with their Vietnamese templates.
+- `digest`: builds, renders (HTML with charts, or an e-mail with inline charts) and writes the digest.
 - `seed`: default rules for the monitored province, loaded from `seed_rules.yaml`.
 """
