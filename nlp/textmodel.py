@@ -162,6 +162,11 @@ class LinearTextModel:
     temperature: float = 1.0
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Weights are stored as float16 to halve the file (see nlp.train.save_model); compute in float32.
+        self.__dict__.update(state)
+        self.coef = np.asarray(self.coef, dtype=np.float32)
+
     def decision_function(self, texts: list[str]) -> np.ndarray:
         x = self.features.transform(texts)
         scores = np.asarray(x @ self.coef.T) + self.intercept

@@ -39,7 +39,7 @@ def test_train_on_a_slice_and_evaluate_per_class(datasets, tmp_path: Path) -> No
     saved = save_model(model, tmp_path / "toxicity")
     again = load_model(saved)
     texts = ["Đồ ngu như bò, cút đi", "Chúc mừng năm mới cả nhà"]
-    assert np.allclose(again.predict_proba(texts), model.predict_proba(texts))
+    assert np.allclose(again.predict_proba(texts), model.predict_proba(texts), atol=1e-3)  # float16 weights
 
 
 def test_topic_training_applies_seed_rules(datasets) -> None:
