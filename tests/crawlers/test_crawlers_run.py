@@ -265,11 +265,11 @@ def test_unsupported_and_unreachable_sources_are_reported_quickly(tmp_path: Path
     sources = [
         {"id": "a", "name": "A", "type": "sitemap", "start_urls": [f"http://127.0.0.1:{port}/sitemap.xml"]},
         {"id": "b", "name": "B", "type": "listing", "start_urls": [f"http://127.0.0.1:{port}/"]},
-        {"id": "tg", "name": "Kênh Telegram", "type": "telegram", "source_type": "social"},
+        {"id": "yt", "name": "Kênh YouTube", "type": "youtube", "source_type": "social"},
     ]
     report, docs = crawl(tmp_path, sources)
     assert docs == []
     assert "connection_refused" in report["sources"]["a"]["unreachable"]
     assert "connection_refused" in report["sources"]["b"]["unreachable"]
-    assert report["sources"]["tg"]["errors"] == {"unsupported_type": 1}
+    assert report["sources"]["yt"]["errors"] == {"unsupported_type": 1}
     assert report["duration_s"] < 20
