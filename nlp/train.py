@@ -174,7 +174,14 @@ DEFAULT_CONFIGS: dict[str, TrainConfig] = {
         social=True, char_ngrams=(1, 5), char_features=2**18, c=0.3, class_weight="balanced", max_chars=1500
     ),
     "toxicity": TrainConfig(
-        social=True, char_ngrams=(1, 5), char_features=2**18, c=0.3, class_weight="balanced", max_chars=1000
+        social=True,
+        char_ngrams=(1, 5),
+        char_features=2**18,
+        unaccented_words=True,
+        tune_bias=True,
+        calibration_fraction=0.15,
+        c=0.5,
+        max_chars=1000,
     ),
 }
 
@@ -509,7 +516,8 @@ def model_card(model: LinearTextModel, results: dict[str, dict[str, Any]]) -> st
         + f" (TF-IDF, sublinear); labels: {', '.join(model.labels)}.",
         f"- Trained: {info.get('trained_at')} in {info.get('train_seconds', '?')} s"
         f" on {info.get('rows')} rows;"
-        f" weights {size_mb:.1f} MB in memory; probability temperature {model.temperature:.3f}.",
+        f" weights {size_mb:.1f} MB in memory (stored as float16); probability temperature"
+        f" {model.temperature:.3f}.",
         f"- Config: `{json.dumps(info.get('config'), ensure_ascii=False)}`",
         f"- Label counts: `{json.dumps(info.get('label_counts'), ensure_ascii=False)}`",
         "- Retrain: `python -m nlp.train --task "
@@ -533,10 +541,13 @@ def model_card(model: LinearTextModel, results: dict[str, dict[str, Any]]) -> st
             "## Label mapping and weak supervision",
             "",
             "Dataset labels map onto the taxonomy through `TOPIC_LABEL_MAP` in `nlp/train.py` (tested).",
-            f"`giao-thong` has no labelled data: {info.get('relabelled_by_seed_rules')} training examples"
-            " were re-labelled by the analyst-editable seed rules in `nlp/topic_seed_rules.yaml` (traffic,"
-            " land/planning and environment keywords in the title + lead); the model then learns those"
-            " topics from full texts. Its quality on real traffic news is not measured (no gold data).",
+            "`giao-thong` has no labelled data. The analyst-editable seed rules in"
+            " `nlp/topic_seed_rules.yaml`"
+            " (traffic, land/planning and environment phrases in the title + lead) re-labelled"
+            f" {info.get('relabelled_by_seed_rules')} training examples, giving"
+            f" {(info.get('label_counts') or {}).get('giao-thong', 0)} `giao-thong` examples; the model then"
+            " learns these topics from the full texts. Quality on real traffic news is not measured (no gold"
+            " data): check predictions and add corrected labels.",
         ]
     lines += [
         "",
