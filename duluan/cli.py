@@ -238,8 +238,9 @@ def demo(
     from duluan.logs import setup_logging
 
     s = settings()
-    setup_logging(s.model_copy(update={"log_level": "WARNING"}))
-    summary = run_demo(s)
+    quiet = s.model_copy(update={"log_level": "WARNING"})
+    setup_logging(quiet)
+    summary = run_demo(quiet)
     if as_json:
         typer.echo(json.dumps(summary.to_json(), ensure_ascii=False))
     else:

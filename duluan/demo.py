@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerts.store import get_rule, save_rule
 from crawlers.registry import SourceSpec, set_enabled, upsert_sources
 from duluan.db import open_database
 from duluan.demo_site import DemoSite, serve_demo_site
@@ -21,6 +22,19 @@ from duluan.wiring import open_backend
 from index.backend import SearchFilters
 
 DEMO_SOURCE_IDS = ("demo-rss", "demo-sitemap")
+
+#: The province rules watch fresh news about the province; the bundled pages are older and about the
+#: whole country, so the demo adds one rule that fires on them: every new negative story on the demo site.
+DEMO_RULE: dict[str, Any] = {
+    "name": "Demo — tin tiêu cực mới trên trang mẫu",
+    "description": "Luật minh hoạ của `duluan demo`: mỗi câu chuyện tiêu cực mới trên trang tin mẫu.",
+    "owner": "demo",
+    "rule_type": "match",
+    "query": "source:demo-rss OR source:demo-sitemap",
+    "filters": {"sentiment": "negative"},
+    "params": {"max_age_hours": 24 * 365 * 20},
+    "suppression_minutes": 24 * 60,
+}
 
 
 @dataclass
@@ -102,6 +116,13 @@ def run_demo(settings: Settings) -> DemoSummary:
         backend.close()
 
     summary.rules_installed = install_default_rules(settings)
+    engine = open_database(settings.db_url)
+    try:
+        if get_rule(engine, DEMO_RULE["name"]) is None:
+            save_rule(engine, DEMO_RULE)
+            summary.rules_installed.append(DEMO_RULE["name"])
+    finally:
+        engine.dispose()
     summary.alerts_fired = len(run_alert_rules(settings))
     # The bundled pages are old: brief on the newest day they cover rather than on an empty today.
     day = max(dated).astimezone(settings.tz).date() if dated else None

@@ -33,9 +33,19 @@ def setup_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # The handler filters too: Scrapy resets its own loggers to DEBUG when a crawl starts.
+    handler.setLevel(settings.log_level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     # Scrapy and APScheduler are chatty at INFO; their warnings still come through.
-    for noisy in ("scrapy", "apscheduler.scheduler", "apscheduler.executors", "filelock", "httpx", "alembic"):
+    for noisy in (
+        "scrapy",
+        "apscheduler.scheduler",
+        "apscheduler.executors",
+        "filelock",
+        "httpx",
+        "alembic",
+        "matplotlib",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -42,4 +42,6 @@ def crawl_config(settings: Settings) -> CrawlConfig:
         max_page_bytes=c.max_page_bytes,
         min_body_chars=c.min_body_chars,
         timeout_s=c.timeout_s,
+        log_level=settings.log_level,
+        configure_logging=False,  # duluan.logs already configured the root logger
     )

@@ -22,12 +22,14 @@ def test_demo_runs_the_whole_loop_and_is_idempotent(home: Path) -> None:
     html = digest.read_text(encoding="utf-8")
     assert "<html" in html and "data:image/png;base64," in html
     assert summary["rules_installed"], "the default province rules are installed on the first run"
+    assert summary["alerts_fired"] >= 1, "the demo rule fires on the negative stories of the demo site"
 
     second = run_duluan("demo", "--json", home=home)
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads(second.stdout.strip().splitlines()[-1])
     assert again["documents_in_index"] == summary["documents_in_index"]
     assert again["rules_installed"] == []
+    assert again["alerts_fired"] == 0, "the same stories never alert twice"
     stats = json.loads(run_duluan("index", "stats", home=home).stdout)
     assert stats["documents"] == summary["documents_in_index"]
 
