@@ -1,44 +1,94 @@
-"""The web app: health probes, the search API and a minimal search page.
+"""The web app: a Vietnamese UI for staff, leaders and analysts, and the REST API under /api/v1.
 
-The full Vietnamese UI with accounts and roles is its own issue; until then the service binds to
-127.0.0.1 only, so nothing here is reachable from the network.
+Every route except the login page, /healthz, /readyz and /static needs a signed-in user: a session
+cookie for the UI (HttpOnly, SameSite=Lax, Secure behind TLS; forms carry a CSRF token) or a bearer
+API token for scripts. Each route checks a capability (see `duluan.accounts.PERMISSIONS`), never a
+role name. Crawled text is untrusted: templates autoescape it, links go through `safe_http_url`, and
+every response carries a strict Content-Security-Policy (no inline scripts, no third-party origins).
 """
 
-from __future__ import annotations
-
-from datetime import datetime
+import csv
+import io
+import json
+import secrets
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from alerts.rules import RULE_TYPES
+from alerts.store import (
+    RuleSpec,
+    RuleValidationError,
+    StoredRule,
+    alert_deliveries,
+    alerts,
+    delete_rule,
+    get_rule,
+    load_rules,
+    save_rule,
+    validate_rule,
+)
+from crawlers.health import source_health
+from crawlers.registry import SourceKind, SourceSpec, get_source, list_sources, set_enabled, upsert_sources
+from duluan import accounts
+from duluan.accounts import ROLES, LoginThrottle, Session, User
+from duluan.db import open_database
 from duluan.settings import Settings
+from duluan.web_helpers import (
+    digest_path,
+    dry_run_rule,
+    list_digests,
+    safe_http_url,
+    svg_bar_chart,
+    svg_stacked_sentiment,
+)
 from duluan.wiring import open_backend
-from index.backend import QueryError, SearchFilters
-from schema import SENTIMENTS, TOPICS, Document
+from index.backend import QueryError, SearchBackend, SearchFilters
+from schema import SENTIMENTS, TOPICS, Document, SourceType
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+HERE = Path(__file__).parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+TEMPLATES.env.filters["safe_url"] = safe_http_url
+SESSION_COOKIE = "duluan_session"
+LOGIN_CSRF_COOKIE = "duluan_login_csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FACET_FIELDS = ("topic", "sentiment", "source", "source_type", "entity")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; frame-src 'self'"
+)
+#: Archived digests are self-contained HTML with inline CSS and data-URI charts: no scripts at all.
+DIGEST_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+CSV_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_MAX_ROWS = 50_000
 
 
-class SearchHitOut(BaseModel):
-    id: str
-    url: str
-    title: str
-    published_at: datetime | None
-    source: str
-    topic: str | None
-    sentiment: str | None
-    score: float
-    highlights: dict[str, str]
+# -- errors --------------------------------------------------------------------------------------------
 
 
-class SearchOut(BaseModel):
-    total: int
-    hits: list[SearchHitOut]
+class NotAuthenticated(Exception):
+    """No valid session or token."""
+
+
+class Forbidden(Exception):
+    """Signed in, but the role lacks the capability."""
+
+    def __init__(self, capability: str) -> None:
+        super().__init__(capability)
+        self.capability = capability
 
 
 def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -47,12 +97,297 @@ def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def csv_safe(value: object) -> str:
+    """A CSV cell that a spreadsheet will never run as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(CSV_DANGEROUS_START) else text
+
+
+# -- API models ----------------------------------------------------------------------------------------
+
+
+class SearchHitOut(BaseModel):
+    id: str
+    url: str
+    title: str
+    published_at: datetime | None
+    source: str
+    source_type: str
+    topic: str | None
+    sentiment: str | None
+    cluster_id: str | None
+    score: float
+    highlights: dict[str, str]
+    story_documents: int | None = None
+    story_outlets: int | None = None
+
+
+class FacetBucket(BaseModel):
+    value: str
+    count: int
+
+
+class SearchOut(BaseModel):
+    total: int
+    hits: list[SearchHitOut]
+    facets: dict[str, list[FacetBucket]] | None = None
+    histogram: list[tuple[datetime, int]] | None = None
+
+
+class LabelIn(BaseModel):
+    field: Literal["topic", "sentiment", "relevance"]
+    value: str = Field(min_length=1, max_length=64)
+
+
+class DigestRenderIn(BaseModel):
+    day: date | None = None
+
+
+class UserIn(BaseModel):
+    username: str
+    password: str
+    role: str
+    display_name: str = ""
+
+
+class TokenIn(BaseModel):
+    name: str = Field("script", max_length=200)
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    q: str = ""
+    topic: str | None = None
+    sentiment: str | None = None
+    source: str | None = None
+    source_type: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    sort: Literal["relevance", "date"] = "relevance"
+    limit: int = 20
+    offset: int = 0
+
+    def filters(self, settings: Settings) -> SearchFilters:
+        tz = settings.tz
+        return SearchFilters(
+            topic=self.topic or None,
+            sentiment=self.sentiment or None,
+            source=self.source or None,
+            source_type=self.source_type or None,
+            date_from=datetime.combine(self.date_from, time.min, tz) if self.date_from else None,
+            date_to=datetime.combine(self.date_to + timedelta(days=1), time.min, tz)
+            if self.date_to
+            else None,
+        )
+
+
+def _hit_out(hit: Any, documents: int | None = None, outlets: int | None = None) -> SearchHitOut:
+    d: Document = hit.document
+    return SearchHitOut(
+        id=d.id,
+        url=d.url,
+        title=d.title,
+        published_at=d.published_at,
+        source=d.source,
+        source_type=d.source_type.value,
+        topic=d.topic,
+        sentiment=d.sentiment,
+        cluster_id=d.cluster_id,
+        score=hit.score,
+        highlights=hit.highlights,
+        story_documents=documents,
+        story_outlets=outlets,
+    )
+
+
+def _parse_day(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(400, f"{value!r} is not a date; use YYYY-MM-DD") from None
+
+
+# -- the app -------------------------------------------------------------------------------------------
+
+
+class WebState:
+    """What the routes share: settings, the app database and one search backend for the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = open_database(settings.db_url)
+        self._backend: SearchBackend | None = None
+        self._backend_lock = threading.Lock()
+        self.throttle_user = LoginThrottle(max_failures=5)
+        self.throttle_ip = LoginThrottle(max_failures=30)
+        self.secure_cookies = settings.alerts.ui_base_url.lower().startswith("https://")
+
+    @property
+    def backend(self) -> SearchBackend:
+        with self._backend_lock:
+            if self._backend is None:
+                self._backend = open_backend(self.settings)
+            return self._backend
+
+    def close(self) -> None:
+        with self._backend_lock:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+        self.engine.dispose()
+
+    def audit(self, user: User, action: str, object_type: str, object_id: str, **details: Any) -> None:
+        accounts.record_audit(self.engine, user.username, action, object_type, object_id, details)
+
+
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="Duluan API", version="0.1.0", description="Giám sát thông tin báo chí, mạng xã hội")
+    st = WebState(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        st.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Duluan API",
+        version="0.2.0",
+        description="Giám sát thông tin báo chí, mạng xã hội. Authenticate with "
+        "`Authorization: Bearer <token>` (create one with `duluan users token NAME`).",
+    )
+    app.state.web = st
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.middleware("http")
+    async def _security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if st.secure_cookies:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    # ---- error handling: JSON problem details for the API, a page for people ----
+
+    def _error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "error.html",
+            _ctx(request, title=title, detail=detail, status=status),
+            status_code=status,
+        )
+
+    @app.exception_handler(NotAuthenticated)
+    async def _not_authenticated(request: Request, _exc: NotAuthenticated) -> Response:
+        if _is_api(request):
+            response = _problem(
+                401,
+                "Not signed in",
+                "Send 'Authorization: Bearer <token>' (create one with `duluan users token NAME`) "
+                "or sign in at /login.",
+            )
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        user = getattr(request.state, "user", None)
+        role = ROLES.get(user.role, "?") if user else "?"
+        detail = (
+            f"Vai trò {role} không được phép dùng chức năng này ({exc.capability}); hãy liên hệ quản trị."
+        )
+        if _is_api(request):
+            return _problem(403, "Forbidden", detail, capability=exc.capability)
+        return _error_page(request, 403, "Không có quyền truy cập", detail)
 
     @app.exception_handler(QueryError)
-    async def _query_error(_request: Request, exc: QueryError) -> JSONResponse:
+    async def _query_error(request: Request, exc: QueryError) -> Response:
         return _problem(400, "Invalid query", str(exc), detail_vi=exc.message_vi, position=exc.position)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_api(request) or request.url.path in ("/healthz", "/readyz"):
+            return _problem(exc.status_code, _status_title(exc.status_code), str(exc.detail))
+        return _error_page(request, exc.status_code, _status_title(exc.status_code), str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        if _is_api(request):
+            return _problem(422, "Invalid request", detail, errors=problems)
+        return _error_page(request, 422, "Dữ liệu không hợp lệ", detail)
+
+    # ---- authentication and authorisation ----
+
+    def _resolve(request: Request) -> tuple[User | None, Session | None]:
+        if hasattr(request.state, "resolved"):
+            resolved: tuple[User | None, Session | None] = request.state.resolved
+            return resolved
+        user: User | None = None
+        session: Session | None = None
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            user = accounts.user_for_api_token(st.engine, auth[7:].strip())
+        else:
+            session = accounts.session_for(st.engine, request.cookies.get(SESSION_COOKIE, ""))
+            user = session.user if session else None
+        request.state.resolved = (user, session)
+        request.state.user = user
+        request.state.csrf = session.csrf_token if session else ""
+        return user, session
+
+    def require(capability: str) -> Callable[[Request], Awaitable[User]]:
+        async def dependency(request: Request) -> User:
+            user, session = _resolve(request)
+            if user is None:
+                raise NotAuthenticated()
+            if request.method not in SAFE_METHODS and session is not None:
+                sent = request.headers.get("x-csrf-token")
+                if sent is None and "form" in request.headers.get("content-type", ""):
+                    sent = str((await request.form()).get("csrf_token", ""))
+                if not secrets.compare_digest(sent or "", session.csrf_token):
+                    raise HTTPException(
+                        403, "Phiên làm việc hết hạn hoặc biểu mẫu không hợp lệ (CSRF); hãy tải lại trang."
+                    )
+            if not user.can(capability):
+                raise Forbidden(capability)
+            return user
+
+        return dependency
+
+    def _ctx(request: Request, **extra: Any) -> dict[str, Any]:
+        user = getattr(request.state, "user", None)
+        return {
+            "user": user,
+            "csrf": getattr(request.state, "csrf", ""),
+            "roles": ROLES,
+            "topics": TOPICS,
+            "sentiments": SENTIMENTS,
+            "source_types": [t.value for t in SourceType],
+            "path": request.url.path,
+            **extra,
+        }
+
+    def page(request: Request, template: str, **extra: Any) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(request, template, _ctx(request, **extra))
+
+    # ---- probes ----
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -64,17 +399,13 @@ def create_app(settings: Settings) -> FastAPI:
         """Readiness: the app database and the index can be opened."""
         checks: dict[str, str] = {}
         try:
-            engine = sa.create_engine(settings.db_url)
-            with engine.connect() as conn:
+            with st.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-            engine.dispose()
             checks["database"] = "ok"
         except Exception as exc:  # report, do not crash: this endpoint exists to say what is wrong
             checks["database"] = f"error: {type(exc).__name__}"
         try:
-            backend = open_backend(settings)
-            backend.count()
-            backend.close()
+            st.backend.count()
             checks["index"] = "ok"
         except Exception as exc:
             checks["index"] = f"error: {type(exc).__name__}"
@@ -82,87 +413,926 @@ def create_app(settings: Settings) -> FastAPI:
         body = {"status": "ok" if ok else "unavailable", "checks": checks}
         return body if ok else JSONResponse(body, status_code=503)
 
-    def _search(
-        q: str,
-        topic: str | None,
-        sentiment: str | None,
-        source: str | None,
-        sort: str,
-        limit: int,
-        offset: int,
-    ) -> SearchOut:
-        backend = open_backend(settings)
-        try:
-            result = backend.search(
-                q,
-                SearchFilters(topic=topic, sentiment=sentiment, source=source),
-                sort="date" if sort == "date" else "relevance",
-                limit=limit,
-                offset=offset,
-            )
-        finally:
-            backend.close()
-        return SearchOut(
-            total=result.total,
-            hits=[
-                SearchHitOut(
-                    id=h.document.id,
-                    url=h.document.url,
-                    title=h.document.title,
-                    published_at=h.document.published_at,
-                    source=h.document.source,
-                    topic=h.document.topic,
-                    sentiment=h.document.sentiment,
-                    score=h.score,
-                    highlights=h.highlights,
-                )
-                for h in result.hits
-            ],
-        )
+    # ---- login / logout ----
 
-    @app.get("/api/v1/search", response_model=SearchOut, tags=["search"])
-    def api_search(
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(request: Request, next: str = "/") -> HTMLResponse:
+        token = secrets.token_urlsafe(24)
+        response = page(request, "login.html", login_csrf=token, next=_safe_next(next), error=None)
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=st.secure_cookies, max_age=3600
+        )
+        return response
+
+    @app.post("/login", include_in_schema=False, response_model=None)
+    def login(
+        request: Request,
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=1024)],
+        csrf_token: Annotated[str, Form()] = "",
+        next: Annotated[str, Form()] = "/",
+    ) -> Response:
+        cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        client = request.client.host if request.client else "?"
+        keys_user, keys_ip = [f"user:{username.strip().lower()}"], [f"ip:{client}"]
+        now = datetime.now(UTC)
+
+        def fail(message: str, status: int) -> HTMLResponse:
+            token = secrets.token_urlsafe(24)
+            response = page(request, "login.html", login_csrf=token, next=_safe_next(next), error=message)
+            response.status_code = status
+            response.set_cookie(
+                LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=st.secure_cookies
+            )
+            return response
+
+        if not cookie_token or not secrets.compare_digest(cookie_token, csrf_token):
+            return fail("Biểu mẫu đăng nhập đã hết hạn; hãy thử lại.", 400)
+        wait = max(st.throttle_user.retry_after(keys_user, now), st.throttle_ip.retry_after(keys_ip, now))
+        if wait:
+            response = fail(f"Đăng nhập sai quá nhiều lần; hãy thử lại sau {wait // 60 + 1} phút.", 429)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        user = accounts.authenticate(st.engine, username, password)
+        if user is None:
+            st.throttle_user.failed(keys_user, now)
+            st.throttle_ip.failed(keys_ip, now)
+            return fail("Sai tên đăng nhập hoặc mật khẩu.", 401)
+        st.throttle_user.succeeded(keys_user)
+        session = accounts.create_session(st.engine, user)
+        redirect = RedirectResponse(_safe_next(next), status_code=303)
+        redirect.set_cookie(
+            SESSION_COOKIE,
+            session.token,
+            httponly=True,
+            samesite="lax",
+            secure=st.secure_cookies,
+            max_age=int(accounts.SESSION_TTL.total_seconds()),
+            path="/",
+        )
+        redirect.delete_cookie(LOGIN_CSRF_COOKIE)
+        return redirect
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(request: Request, _user: Annotated[User, Depends(require("search"))]) -> RedirectResponse:
+        accounts.end_session(st.engine, request.cookies.get(SESSION_COOKIE, ""))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # ---- search ----
+
+    def _search(p: SearchParams, *, facets: bool, histogram: bool, stories: bool) -> SearchOut:
+        backend = st.backend
+        filters = p.filters(settings)
+        if stories:
+            story_hits = backend.search_stories(p.q, filters, sort=p.sort, limit=p.limit)
+            total = backend.count(p.q, filters)
+            hits = [_hit_out(s.hit, s.documents, s.outlets) for s in story_hits]
+        else:
+            result = backend.search(p.q, filters, sort=p.sort, limit=p.limit, offset=p.offset)
+            total, hits = result.total, [_hit_out(h) for h in result.hits]
+        out = SearchOut(total=total, hits=hits)
+        if facets:
+            raw = backend.facets(FACET_FIELDS, p.q, filters, size=10)
+            out.facets = {k: [FacetBucket(value=v, count=c) for v, c in b] for k, b in raw.items()}
+        if histogram and total:
+            if p.date_from is None or p.date_to is None:
+                filters = SearchFilters(**{**filters.__dict__, "date_from": _days_ago(settings, 30)})
+                if p.date_to is None:
+                    filters = SearchFilters(**{**filters.__dict__, "date_to": datetime.now(settings.tz)})
+            out.histogram = backend.date_histogram("day", p.q, filters)
+        return out
+
+    def search_params(
         q: Annotated[str, Query(max_length=10_000, description="Staff query language")] = "",
         topic: str | None = None,
         sentiment: str | None = None,
         source: str | None = None,
+        source_type: str | None = None,
+        date_from: Annotated[date | None, Query(alias="from")] = None,
+        date_to: Annotated[date | None, Query(alias="to")] = None,
         sort: Literal["relevance", "date"] = "relevance",
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
         offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
-    ) -> SearchOut:
-        """Search documents with the staff query language (see `duluan search --explain`)."""
-        return _search(q, topic, sentiment, source, sort, limit, offset)
+    ) -> SearchParams:
+        return SearchParams(q, topic, sentiment, source, source_type, date_from, date_to, sort, limit, offset)
 
-    @app.get("/api/v1/documents/{doc_id}", response_model=Document, tags=["documents"])
-    def api_document(doc_id: str) -> Document:
-        backend = open_backend(settings)
-        try:
-            doc = backend.get(doc_id)
-        finally:
-            backend.close()
+    @app.get("/api/v1/search", response_model=SearchOut, response_model_exclude_none=True, tags=["search"])
+    def api_search(
+        _user: Annotated[User, Depends(require("search"))],
+        params: Annotated[SearchParams, Depends(search_params)],
+        facets: bool = False,
+        histogram: bool = False,
+        collapse: Annotated[bool, Query(description="One hit per story cluster")] = False,
+    ) -> SearchOut:
+        """Search documents with the staff query language (see `duluan search --explain`); `facets` adds
+        topic/sentiment/source/source_type/entity counts, `collapse` returns one hit per story."""
+        return _search(params, facets=facets, histogram=histogram, stories=collapse)
+
+    @app.get("/api/v1/stories", response_model=SearchOut, response_model_exclude_none=True, tags=["search"])
+    def api_stories(
+        _user: Annotated[User, Depends(require("search"))],
+        params: Annotated[SearchParams, Depends(search_params)],
+    ) -> SearchOut:
+        """Story clusters (cụm tin): one row per story with how many documents and outlets ran it."""
+        return _search(params, facets=False, histogram=False, stories=True)
+
+    @app.get("/api/v1/export.csv", tags=["search"])
+    def api_export(
+        user: Annotated[User, Depends(require("search"))],
+        params: Annotated[SearchParams, Depends(search_params)],
+    ) -> StreamingResponse:
+        """Every matching document as CSV (at most 50 000 rows); cells never start a formula."""
+        backend = st.backend
+        filters = params.filters(settings)
+        backend.count(params.q, filters)  # raises QueryError before the stream starts
+        st.audit(user, "export", "search", params.q[:300])
+
+        def rows() -> Iterator[str]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(["id", "published_at", "source", "title", "url", "topic", "sentiment"])
+            for n, d in enumerate(backend.scan(params.q, filters)):
+                if n >= EXPORT_MAX_ROWS:
+                    break
+                when = d.published_at.isoformat() if d.published_at else ""
+                writer.writerow(
+                    [csv_safe(v) for v in (d.id, when, d.source, d.title, d.url, d.topic, d.sentiment)]
+                )
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+            yield buffer.getvalue()
+
+        return StreamingResponse(
+            rows(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="duluan-export.csv"'},
+        )
+
+    # ---- documents and labels ----
+
+    def _document(doc_id: str) -> Document:
+        doc = st.backend.get(doc_id)
         if doc is None:
             raise HTTPException(404, f"No document with id {doc_id!r}; search first to find ids.")
         return doc
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def search_page(request: Request, q: str = "", topic: str | None = None) -> HTMLResponse:
-        error = None
-        result = SearchOut(total=0, hits=[])
+    def _correct(user: User, doc: Document, field: str, value: str) -> dict[str, Any]:
+        """Store a correction as a label, show it in the index at once, and audit it."""
+        if field == "topic" and value not in TOPICS:
+            raise HTTPException(422, f"unknown topic {value!r}; use one of {', '.join(TOPICS)}")
+        if field == "sentiment" and value not in SENTIMENTS:
+            raise HTTPException(422, f"unknown sentiment {value!r}; use one of {', '.join(SENTIMENTS)}")
+        if field == "relevance" and value not in ("relevant", "irrelevant"):
+            raise HTTPException(422, "relevance is 'relevant' or 'irrelevant'")
+        previous = getattr(doc, field) if field in ("topic", "sentiment") else None
+        label_id = accounts.add_label(st.engine, doc.id, field, value, previous, user.username)
+        st.audit(user, "label", "document", doc.id, field=field, value=value, previous=previous)
+        index_updated = False
+        if field in ("topic", "sentiment") and previous != value:
+            try:
+                st.backend.upsert([doc.model_copy(update={field: value})])
+                index_updated = True
+            except Exception as exc:  # e.g. a crawl holds the index writer: the label is kept anyway
+                st.audit(user, "label_index_failed", "document", doc.id, error=type(exc).__name__)
+        return {
+            "label_id": label_id,
+            "field": field,
+            "value": value,
+            "previous": previous,
+            "index_updated": index_updated,
+        }
+
+    @app.get("/api/v1/documents/{doc_id}", response_model=Document, tags=["documents"])
+    def api_document(doc_id: str, _user: Annotated[User, Depends(require("search"))]) -> Document:
+        return _document(doc_id)
+
+    @app.get("/api/v1/documents/{doc_id}/labels", tags=["documents"])
+    def api_document_labels(
+        doc_id: str, _user: Annotated[User, Depends(require("search"))]
+    ) -> list[dict[str, Any]]:
+        return accounts.list_labels(st.engine, doc_id)
+
+    @app.post("/api/v1/documents/{doc_id}/labels", tags=["documents"], status_code=201)
+    def api_label_document(
+        doc_id: str, body: LabelIn, user: Annotated[User, Depends(require("label"))]
+    ) -> dict[str, Any]:
+        """Correct a document's topic or sentiment, or mark it relevant/irrelevant (nhãn hiệu chỉnh)."""
+        return _correct(user, _document(doc_id), body.field, body.value)
+
+    @app.get("/api/v1/labels", tags=["documents"])
+    def api_labels(
+        _user: Annotated[User, Depends(require("label"))],
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[dict[str, Any]]:
+        """Analyst corrections, newest first (NLP training reads the newest per document and field)."""
+        return accounts.list_labels(st.engine, limit=limit)
+
+    # ---- sources ----
+
+    @app.get("/api/v1/sources", tags=["sources"])
+    def api_sources(_user: Annotated[User, Depends(require("sources_view"))]) -> list[dict[str, Any]]:
+        health = {h.source_id: h.to_json() for h in source_health(st.engine)}
+        return [
+            {**s.model_dump(mode="json"), "health": health.get(s.id)}
+            for s in list_sources(st.engine, enabled_only=False)
+        ]
+
+    @app.get("/api/v1/sources/{source_id}", tags=["sources"])
+    def api_source(
+        source_id: str, _user: Annotated[User, Depends(require("sources_view"))]
+    ) -> dict[str, Any]:
+        spec = get_source(st.engine, source_id)
+        if spec is None:
+            raise HTTPException(404, f"No source {source_id!r}; GET /api/v1/sources lists them.")
+        return spec.model_dump(mode="json")
+
+    @app.put("/api/v1/sources/{source_id}", tags=["sources"])
+    def api_put_source(
+        source_id: str, body: dict[str, Any], user: Annotated[User, Depends(require("sources_edit"))]
+    ) -> dict[str, Any]:
+        """Create or replace a source (the id in the path wins)."""
+        spec = _validated_source({**body, "id": source_id})
+        existed = get_source(st.engine, source_id) is not None
+        upsert_sources(st.engine, [spec])
+        st.audit(
+            user, "update" if existed else "create", "source", spec.id, spec=spec.model_dump(mode="json")
+        )
+        return spec.model_dump(mode="json")
+
+    @app.post("/api/v1/sources/{source_id}/enabled", tags=["sources"])
+    def api_enable_source(
+        source_id: str, enabled: bool, user: Annotated[User, Depends(require("sources_edit"))]
+    ) -> dict[str, Any]:
+        if not set_enabled(st.engine, source_id, enabled):
+            raise HTTPException(404, f"No source {source_id!r}")
+        st.audit(user, "enable" if enabled else "disable", "source", source_id)
+        return {"id": source_id, "enabled": enabled}
+
+    # ---- alert rules ----
+
+    def _visible_rules(user: User) -> list[StoredRule]:
+        rules = load_rules(st.engine)
+        return rules if user.can("rules_all") else [r for r in rules if r.spec.owner == user.username]
+
+    def _own_rule(user: User, name: str) -> StoredRule:
+        rule = get_rule(st.engine, name)
+        if rule is None or not (user.can("rules_all") or rule.spec.owner == user.username):
+            raise HTTPException(404, f"No alert rule named {name!r} that you may edit.")
+        return rule
+
+    def _rule_json(rule: StoredRule) -> dict[str, Any]:
+        return {
+            "id": rule.id,
+            **rule.spec.model_dump(mode="json"),
+            "created_at": rule.created_at.isoformat(),
+            "updated_at": rule.updated_at.isoformat(),
+        }
+
+    def _spec_for(user: User, raw: dict[str, Any]) -> RuleSpec:
+        if not user.can("rules_all") or not raw.get("owner"):
+            raw = {**raw, "owner": user.username}  # staff own what they write
         try:
-            result = _search(q, topic or None, None, None, "relevance" if q else "date", 50, 0)
+            return validate_rule(raw)
+        except RuleValidationError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    def _save(user: User, spec: RuleSpec, replacing: str | None) -> int:
+        existing = get_rule(st.engine, spec.name)
+        if existing is not None and existing.spec.name != replacing:
+            if not (user.can("rules_all") or existing.spec.owner == user.username):
+                raise HTTPException(409, f"A rule named {spec.name!r} already exists; choose another name.")
+            if replacing is None:
+                raise HTTPException(409, f"A rule named {spec.name!r} already exists; edit it instead.")
+        rule_id = save_rule(st.engine, spec)
+        if replacing and replacing != spec.name:
+            delete_rule(st.engine, replacing)
+        st.audit(
+            user,
+            "update" if replacing else "create",
+            "alert_rule",
+            spec.name,
+            spec=spec.model_dump(mode="json"),
+        )
+        return rule_id
+
+    @app.get("/api/v1/rules", tags=["alerts"])
+    def api_rules(user: Annotated[User, Depends(require("rules"))]) -> list[dict[str, Any]]:
+        return [_rule_json(r) for r in _visible_rules(user)]
+
+    @app.get("/api/v1/rule-types", tags=["alerts"])
+    def api_rule_types(_user: Annotated[User, Depends(require("rules"))]) -> dict[str, Any]:
+        return {
+            name: {"description_vi": cls.description_vi, "params": cls.params_model.model_json_schema()}
+            for name, cls in RULE_TYPES.items()
+        }
+
+    @app.post("/api/v1/rules", tags=["alerts"], status_code=201)
+    def api_create_rule(
+        body: dict[str, Any], user: Annotated[User, Depends(require("rules"))]
+    ) -> dict[str, Any]:
+        spec = _spec_for(user, body)
+        _save(user, spec, None)
+        stored = get_rule(st.engine, spec.name)
+        assert stored is not None
+        return _rule_json(stored)
+
+    @app.get("/api/v1/rules/{name}", tags=["alerts"])
+    def api_rule(name: str, user: Annotated[User, Depends(require("rules"))]) -> dict[str, Any]:
+        return _rule_json(_own_rule(user, name))
+
+    @app.put("/api/v1/rules/{name}", tags=["alerts"])
+    def api_update_rule(
+        name: str, body: dict[str, Any], user: Annotated[User, Depends(require("rules"))]
+    ) -> dict[str, Any]:
+        _own_rule(user, name)
+        spec = _spec_for(user, body)
+        _save(user, spec, name)
+        stored = get_rule(st.engine, spec.name)
+        assert stored is not None
+        return _rule_json(stored)
+
+    @app.delete("/api/v1/rules/{name}", tags=["alerts"], status_code=204)
+    def api_delete_rule(name: str, user: Annotated[User, Depends(require("rules"))]) -> Response:
+        _own_rule(user, name)
+        delete_rule(st.engine, name)
+        st.audit(user, "delete", "alert_rule", name)
+        return Response(status_code=204)
+
+    @app.post("/api/v1/rules/dry-run", tags=["alerts"])
+    def api_dry_run(
+        body: dict[str, Any],
+        user: Annotated[User, Depends(require("rules"))],
+        days: Annotated[int, Query(ge=1, le=14)] = 7,
+    ) -> dict[str, Any]:
+        """What the rule would have fired over the last `days` (nothing is saved or sent)."""
+        spec = _spec_for(user, body)
+        return dry_run_rule(st.backend, spec, datetime.now(UTC), days=days).to_json()
+
+    def _alert_history(user: User, limit: int, rule: str | None = None) -> list[dict[str, Any]]:
+        visible = {r.id for r in _visible_rules(user)}
+        status = sa.select(
+            alert_deliveries.c.alert_id, alert_deliveries.c.status, sa.func.count().label("n")
+        ).group_by(alert_deliveries.c.alert_id, alert_deliveries.c.status)
+        query = sa.select(alerts).order_by(alerts.c.created_at.desc()).limit(limit)
+        if rule:
+            query = query.where(alerts.c.rule_name == rule)
+        with st.engine.connect() as conn:
+            rows = [r for r in conn.execute(query) if r.rule_id in visible]
+            deliveries: dict[str, dict[str, int]] = {}
+            ids = [r.id for r in rows]
+            if ids:
+                for d in conn.execute(status.where(alert_deliveries.c.alert_id.in_(ids))):
+                    deliveries.setdefault(d.alert_id, {})[d.status] = int(d.n)
+        return [
+            {
+                "id": r.id,
+                "rule": r.rule_name,
+                "key": r.key,
+                "title": r.title,
+                "created_at": r.created_at.isoformat(),
+                "body": r.body,
+                "deliveries": deliveries.get(r.id, {}),
+            }
+            for r in rows
+        ]
+
+    @app.get("/api/v1/alerts", tags=["alerts"])
+    def api_alerts(
+        user: Annotated[User, Depends(require("rules"))],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        rule: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Alert history (lịch sử cảnh báo) with delivery status counts per alert."""
+        return _alert_history(user, limit, rule)
+
+    # ---- digests ----
+
+    @app.get("/api/v1/digests", tags=["digests"])
+    def api_digests(_user: Annotated[User, Depends(require("digests"))]) -> list[dict[str, Any]]:
+        return [
+            {"day": day.isoformat(), "url": f"/digests/{day.isoformat()}/raw", "bytes": path.stat().st_size}
+            for day, path in list_digests(settings.digests_dir)
+        ]
+
+    @app.post("/api/v1/digests", tags=["digests"], status_code=201)
+    def api_render_digest(
+        body: DigestRenderIn, user: Annotated[User, Depends(require("digests_render"))]
+    ) -> dict[str, Any]:
+        """Render (or re-render) a day's digest into the archive now."""
+        from duluan.operations import render_digest
+
+        path = render_digest(settings, body.day, None)
+        day = date.fromisoformat(path.stem.removeprefix("ban-tin-"))
+        st.audit(user, "render", "digest", day.isoformat())
+        return {"day": day.isoformat(), "url": f"/digests/{day.isoformat()}/raw"}
+
+    # ---- users, tokens, audit ----
+
+    @app.get("/api/v1/me", tags=["users"])
+    def api_me(user: Annotated[User, Depends(require("search"))]) -> dict[str, Any]:
+        return {**user.to_json(), "capabilities": sorted(c for c in accounts.PERMISSIONS if user.can(c))}
+
+    @app.post("/api/v1/me/tokens", tags=["users"], status_code=201)
+    def api_new_token(body: TokenIn, user: Annotated[User, Depends(require("search"))]) -> dict[str, str]:
+        """A bearer token for your scripts; shown once."""
+        token = accounts.create_api_token(st.engine, user.username, body.name)
+        st.audit(user, "create", "api_token", body.name)
+        return {"token": token}
+
+    @app.get("/api/v1/users", tags=["users"])
+    def api_users(_user: Annotated[User, Depends(require("users"))]) -> list[dict[str, Any]]:
+        return [u.to_json() for u in accounts.list_users(st.engine)]
+
+    @app.post("/api/v1/users", tags=["users"], status_code=201)
+    def api_create_user(body: UserIn, user: Annotated[User, Depends(require("users"))]) -> dict[str, Any]:
+        try:
+            created = accounts.create_user(
+                st.engine, body.username, body.password, body.role, body.display_name
+            )
+        except accounts.AccountError as exc:
+            raise HTTPException(422, str(exc)) from None
+        st.audit(user, "create", "user", created.username, role=created.role)
+        return created.to_json()
+
+    @app.get("/api/v1/audit", tags=["users"])
+    def api_audit(
+        _user: Annotated[User, Depends(require("audit"))],
+        limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+        object_type: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return accounts.list_audit(st.engine, limit, object_type)
+
+    # ============================== UI pages ==============================
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def search_page(
+        request: Request,
+        _user: Annotated[User, Depends(require("search"))],
+        params: Annotated[SearchParams, Depends(search_params)],
+        view: Literal["stories", "list"] = "stories",
+        page_no: Annotated[int, Query(alias="page", ge=1, le=100)] = 1,
+    ) -> HTMLResponse:
+        error = None
+        per_page = 20
+        p = SearchParams(**{**params.__dict__, "limit": per_page, "offset": (page_no - 1) * per_page})
+        if not p.q and params.sort == "relevance" and "sort" not in request.query_params:
+            p = SearchParams(**{**p.__dict__, "sort": "date"})
+        result = SearchOut(total=0, hits=[])
+        chart = ""
+        try:
+            if view == "stories":
+                p = SearchParams(**{**p.__dict__, "limit": per_page * page_no, "offset": 0})
+            result = _search(p, facets=True, histogram=True, stories=view == "stories")
+            if view == "stories":
+                result.hits = result.hits[(page_no - 1) * per_page :]
+            if result.histogram:
+                chart = svg_bar_chart(
+                    [(d.strftime("%d/%m"), n) for d, n in result.histogram], title="Số bài theo ngày"
+                )
         except QueryError as exc:
-            error = f"{exc.message_vi} / {exc}"
-        return TEMPLATES.TemplateResponse(
+            where = f" (vị trí {exc.position})" if exc.position is not None else ""
+            error = f"{exc.message_vi}{where} / {exc}"
+        except ValueError as exc:
+            error = str(exc)
+        base = {k: v for k, v in request.query_params.items() if k != "page"}
+        return page(
             request,
             "search.html",
-            {
-                "q": q,
-                "topic": topic or "",
-                "result": result,
-                "error": error,
-                "topics": TOPICS,
-                "sentiments": SENTIMENTS,
-            },
+            q=p.q,
+            params=p,
+            view=view,
+            result=result,
+            error=error,
+            chart=chart,
+            page_no=page_no,
+            per_page=per_page,
+            base_query=base,
+            rule_types=RULE_TYPES,
         )
 
+    @app.get("/documents/{doc_id}", response_class=HTMLResponse, include_in_schema=False)
+    def document_page(
+        request: Request, doc_id: str, _user: Annotated[User, Depends(require("search"))], saved: str = ""
+    ) -> HTMLResponse:
+        doc = _document(doc_id)
+        return page(
+            request,
+            "document.html",
+            doc=doc,
+            labels=accounts.list_labels(st.engine, doc_id),
+            saved=saved,
+        )
+
+    @app.post("/documents/{doc_id}/label", include_in_schema=False)
+    def document_label(
+        doc_id: str,
+        user: Annotated[User, Depends(require("label"))],
+        field: Annotated[str, Form()],
+        value: Annotated[str, Form()],
+    ) -> RedirectResponse:
+        if field not in accounts.LABEL_FIELDS:
+            raise HTTPException(422, f"cannot correct {field!r}")
+        _correct(user, _document(doc_id), field, value)
+        return RedirectResponse(f"/documents/{_quote(doc_id)}?saved={field}", status_code=303)
+
+    @app.get("/overview", response_class=HTMLResponse, include_in_schema=False)
+    def overview_page(request: Request, _user: Annotated[User, Depends(require("overview"))]) -> HTMLResponse:
+        backend = st.backend
+        tz = settings.tz
+        today = datetime.now(tz).date()
+        start_today = datetime.combine(today, time.min, tz)
+        start_yesterday = start_today - timedelta(days=1)
+        now = datetime.now(tz)
+        counts = {
+            "today": backend.count(
+                "", SearchFilters(date_from=start_today, date_to=now + timedelta(minutes=1))
+            ),
+            "yesterday": backend.count("", SearchFilters(date_from=start_yesterday, date_to=start_today)),
+            "today_negative": backend.count(
+                "",
+                SearchFilters(
+                    sentiment="negative", date_from=start_today, date_to=now + timedelta(minutes=1)
+                ),
+            ),
+            "yesterday_negative": backend.count(
+                "", SearchFilters(sentiment="negative", date_from=start_yesterday, date_to=start_today)
+            ),
+        }
+        trend_from = start_today - timedelta(days=13)
+        trend_to = start_today + timedelta(days=1)
+        per_day: dict[str, dict[str, int]] = {}
+        for sentiment in SENTIMENTS:
+            for day_start, n in backend.date_histogram(
+                "day", "", SearchFilters(sentiment=sentiment, date_from=trend_from, date_to=trend_to)
+            ):
+                per_day.setdefault(day_start.astimezone(tz).strftime("%d/%m"), {})[sentiment] = n
+        days = [(trend_from + timedelta(days=i)).strftime("%d/%m") for i in range(14)]
+        trend_chart = svg_stacked_sentiment([(d, per_day.get(d, {})) for d in days])
+        stories = backend.search_stories("", SearchFilters(date_from=start_yesterday), sort="date", limit=60)
+        top_stories = sorted(stories, key=lambda s: (-s.outlets, -s.documents))[:10]
+        negative = backend.search(
+            "",
+            SearchFilters(
+                sentiment="negative", min_province_relevance=0.5, date_from=now - timedelta(days=2)
+            ),
+            sort="date",
+            limit=10,
+        ).hits
+        health = source_health(st.engine)
+        health_summary: dict[str, int] = {}
+        for h in health:
+            if h.enabled:
+                health_summary[h.status] = health_summary.get(h.status, 0) + 1
+        return page(
+            request,
+            "overview.html",
+            counts=counts,
+            trend_chart=trend_chart,
+            top_stories=top_stories,
+            negative=negative,
+            health_summary=health_summary,
+            unhealthy=[h for h in health if h.enabled and h.status not in ("ok", "never_run")],
+            province=settings.province.name,
+        )
+
+    # ---- alerts UI ----
+
+    def _rule_form_defaults(user: User, rule: StoredRule | None) -> dict[str, Any]:
+        if rule is None:
+            return {
+                "name": "",
+                "description": "",
+                "owner": user.username,
+                "rule_type": "match",
+                "query": "",
+                "topic": "",
+                "sentiment": "",
+                "source": "",
+                "source_type": "",
+                "min_province_relevance": "",
+                "params": "{}",
+                "schedule": "",
+                "channels": "[]",
+                "suppression_minutes": 60,
+                "enabled": True,
+            }
+        s = rule.spec
+        return {
+            "name": s.name,
+            "description": s.description,
+            "owner": s.owner,
+            "rule_type": s.rule_type,
+            "query": s.query,
+            "topic": s.filters.topic or "",
+            "sentiment": s.filters.sentiment or "",
+            "source": s.filters.source or "",
+            "source_type": s.filters.source_type.value if s.filters.source_type else "",
+            "min_province_relevance": (
+                "" if s.filters.min_province_relevance is None else s.filters.min_province_relevance
+            ),
+            "params": json.dumps(s.params, ensure_ascii=False),
+            "schedule": s.schedule,
+            "channels": json.dumps([c.model_dump(mode="json") for c in s.channels], ensure_ascii=False),
+            "suppression_minutes": s.suppression_minutes,
+            "enabled": s.enabled,
+        }
+
+    @app.get("/alerts", response_class=HTMLResponse, include_in_schema=False)
+    def alerts_page(request: Request, user: Annotated[User, Depends(require("rules"))]) -> HTMLResponse:
+        return page(
+            request,
+            "alerts.html",
+            rules=_visible_rules(user),
+            history=_alert_history(user, 50),
+            rule_types=RULE_TYPES,
+        )
+
+    @app.get("/alerts/rules/edit", response_class=HTMLResponse, include_in_schema=False)
+    def rule_edit_page(
+        request: Request, user: Annotated[User, Depends(require("rules"))], name: str = "", query: str = ""
+    ) -> HTMLResponse:
+        rule = _own_rule(user, name) if name else None
+        form = _rule_form_defaults(user, rule)
+        if rule is None and query:
+            form["query"] = query
+        return page(
+            request,
+            "rule_edit.html",
+            form=form,
+            original=name,
+            rule_types=RULE_TYPES,
+            errors=None,
+            dry=None,
+        )
+
+    @app.post("/alerts/rules/edit", response_class=HTMLResponse, include_in_schema=False, response_model=None)
+    async def rule_edit_submit(
+        request: Request, user: Annotated[User, Depends(require("rules"))]
+    ) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        action = form.get("action", "save")
+        original = form.get("original", "")
+        if original:
+            _own_rule(user, original)
+        raw, errors = _rule_from_form(form)
+        dry = None
+        if raw is not None:
+            try:
+                spec = _spec_for(user, raw)
+                if action == "dryrun":
+                    dry = dry_run_rule(st.backend, spec, datetime.now(UTC))
+                elif action == "delete" and original:
+                    delete_rule(st.engine, original)
+                    st.audit(user, "delete", "alert_rule", original)
+                    return RedirectResponse("/alerts?deleted=1", status_code=303)
+                else:
+                    _save(user, spec, original or None)
+                    return RedirectResponse("/alerts?saved=1", status_code=303)
+            except HTTPException as exc:
+                errors = str(exc.detail)
+            except (QueryError, ValueError) as exc:
+                errors = str(exc)
+        return page(
+            request,
+            "rule_edit.html",
+            form={**_rule_form_defaults(user, None), **form, "enabled": form.get("enabled") == "on"},
+            original=original,
+            rule_types=RULE_TYPES,
+            errors=errors,
+            dry=dry,
+        )
+
+    # ---- digests UI ----
+
+    @app.get("/digests", response_class=HTMLResponse, include_in_schema=False)
+    def digests_page(request: Request, _user: Annotated[User, Depends(require("digests"))]) -> HTMLResponse:
+        return page(
+            request,
+            "digests.html",
+            digests=list_digests(settings.digests_dir),
+            today=datetime.now(settings.tz).date(),
+        )
+
+    @app.post("/digests/render", include_in_schema=False)
+    def digests_render(
+        user: Annotated[User, Depends(require("digests_render"))], day: Annotated[str, Form()] = ""
+    ) -> RedirectResponse:
+        from duluan.operations import render_digest
+
+        path = render_digest(settings, _parse_day(day), None)
+        rendered = path.stem.removeprefix("ban-tin-")
+        st.audit(user, "render", "digest", rendered)
+        return RedirectResponse(f"/digests/{rendered}", status_code=303)
+
+    @app.get("/digests/{day}", response_class=HTMLResponse, include_in_schema=False)
+    def digest_page(
+        request: Request, day: date, _user: Annotated[User, Depends(require("digests"))]
+    ) -> HTMLResponse:
+        if digest_path(settings.digests_dir, day) is None:
+            raise HTTPException(404, f"Chưa có bản tin ngày {day:%d/%m/%Y}.")
+        return page(request, "digest.html", day=day)
+
+    @app.get("/digests/{day}/raw", include_in_schema=False)
+    def digest_raw(day: date, _user: Annotated[User, Depends(require("digests"))]) -> HTMLResponse:
+        path = digest_path(settings.digests_dir, day)
+        if path is None:
+            raise HTTPException(404, f"Chưa có bản tin ngày {day:%d/%m/%Y}.")
+        response = HTMLResponse(path.read_text(encoding="utf-8"))
+        response.headers["Content-Security-Policy"] = DIGEST_CSP
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"
+        return response
+
+    # ---- sources UI ----
+
+    @app.get("/sources", response_class=HTMLResponse, include_in_schema=False)
+    def sources_page(
+        request: Request, _user: Annotated[User, Depends(require("sources_view"))]
+    ) -> HTMLResponse:
+        return page(request, "sources.html", health=source_health(st.engine))
+
+    @app.get("/sources/edit", response_class=HTMLResponse, include_in_schema=False)
+    def source_edit_page(
+        request: Request, _user: Annotated[User, Depends(require("sources_edit"))], id: str = ""
+    ) -> HTMLResponse:
+        spec = get_source(st.engine, id) if id else None
+        if id and spec is None:
+            raise HTTPException(404, f"Không có nguồn {id!r}.")
+        return page(
+            request,
+            "source_edit.html",
+            spec=spec,
+            form=_source_form(spec),
+            kinds=list(SourceKind),
+            errors=None,
+        )
+
+    @app.post("/sources/edit", response_class=HTMLResponse, include_in_schema=False, response_model=None)
+    async def source_edit_submit(
+        request: Request, user: Annotated[User, Depends(require("sources_edit"))]
+    ) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        existing = get_source(st.engine, form.get("id", "").strip())
+        raw: dict[str, Any] = existing.model_dump(mode="json") if existing else {}
+        raw.update(
+            id=form.get("id", "").strip(),
+            name=form.get("name", "").strip(),
+            type=form.get("type", "rss"),
+            source_type=form.get("source_type", "news"),
+            start_urls=[u.strip() for u in form.get("start_urls", "").splitlines() if u.strip()],
+            schedule=form.get("schedule", "every 30m").strip(),
+            enabled=form.get("enabled") == "on",
+        )
+        try:
+            spec = _validated_source(raw)
+        except HTTPException as exc:
+            return page(
+                request,
+                "source_edit.html",
+                spec=existing,
+                form=form,
+                kinds=list(SourceKind),
+                errors=str(exc.detail),
+            )
+        upsert_sources(st.engine, [spec])
+        st.audit(
+            user, "update" if existing else "create", "source", spec.id, spec=spec.model_dump(mode="json")
+        )
+        return RedirectResponse("/sources?saved=1", status_code=303)
+
+    @app.get("/admin/users", response_class=HTMLResponse, include_in_schema=False)
+    def users_page(request: Request, _user: Annotated[User, Depends(require("users"))]) -> HTMLResponse:
+        return page(
+            request,
+            "users.html",
+            people=accounts.list_users(st.engine),
+            audit=accounts.list_audit(st.engine, 100),
+            errors=None,
+        )
+
+    @app.post("/admin/users", response_class=HTMLResponse, include_in_schema=False, response_model=None)
+    def users_submit(
+        request: Request,
+        user: Annotated[User, Depends(require("users"))],
+        username: Annotated[str, Form()],
+        role: Annotated[str, Form()],
+        password: Annotated[str, Form()] = "",
+        display_name: Annotated[str, Form()] = "",
+        action: Annotated[str, Form()] = "create",
+    ) -> Response:
+        try:
+            if action == "create":
+                accounts.create_user(st.engine, username, password, role, display_name)
+            else:
+                accounts.update_user(st.engine, username, role=role, active=action != "deactivate")
+        except accounts.AccountError as exc:
+            return page(
+                request,
+                "users.html",
+                people=accounts.list_users(st.engine),
+                audit=accounts.list_audit(st.engine, 100),
+                errors=str(exc),
+            )
+        st.audit(user, action, "user", username, role=role)
+        return RedirectResponse("/admin/users", status_code=303)
+
     return app
+
+
+# -- small helpers -------------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="/")
+
+
+def _safe_next(target: str) -> str:
+    """Only same-site paths: never redirect a login to another site (open redirect)."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _status_title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _days_ago(settings: Settings, days: int) -> datetime:
+    today = datetime.now(settings.tz).date()
+    return datetime.combine(today - timedelta(days=days - 1), time.min, settings.tz)
+
+
+def _validated_source(raw: dict[str, Any]) -> SourceSpec:
+    try:
+        return SourceSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise HTTPException(422, f"Nguồn không hợp lệ / invalid source: {problems}") from None
+
+
+def _source_form(spec: SourceSpec | None) -> dict[str, Any]:
+    if spec is None:
+        return {
+            "id": "",
+            "name": "",
+            "type": "rss",
+            "source_type": "news",
+            "start_urls": "",
+            "schedule": "every 30m",
+            "enabled": True,
+        }
+    return {
+        "id": spec.id,
+        "name": spec.name,
+        "type": spec.type.value,
+        "source_type": spec.source_type.value,
+        "start_urls": "\n".join(spec.start_urls),
+        "schedule": spec.schedule,
+        "enabled": spec.enabled,
+    }
+
+
+def _rule_from_form(form: dict[str, str]) -> tuple[dict[str, Any] | None, str | None]:
+    """The rule editor's fields as a RuleSpec dict, or an error naming the field to fix."""
+    try:
+        params = json.loads(form.get("params") or "{}")
+        channels = json.loads(form.get("channels") or "[]")
+    except json.JSONDecodeError as exc:
+        return None, f"Tham số hoặc kênh nhận không phải JSON hợp lệ: {exc}"
+    if not isinstance(params, dict) or not isinstance(channels, list):
+        return None, "Tham số phải là một đối tượng JSON {...}; kênh nhận là một danh sách [...]"
+    filters: dict[str, Any] = {
+        k: form[k] for k in ("topic", "sentiment", "source", "source_type") if form.get(k, "").strip()
+    }
+    relevance = form.get("min_province_relevance", "").strip()
+    if relevance:
+        try:
+            filters["min_province_relevance"] = float(relevance)
+        except ValueError:
+            return None, "Mức liên quan tối thiểu phải là số từ 0 đến 1"
+    try:
+        suppression = int(form.get("suppression_minutes") or 60)
+    except ValueError:
+        return None, "Thời gian chặn lặp phải là số phút"
+    return {
+        "name": form.get("name", "").strip(),
+        "description": form.get("description", ""),
+        "owner": form.get("owner", "").strip(),
+        "rule_type": form.get("rule_type", ""),
+        "query": form.get("query", ""),
+        "filters": filters,
+        "params": params,
+        "schedule": form.get("schedule", "").strip(),
+        "channels": channels,
+        "suppression_minutes": suppression,
+        "enabled": form.get("enabled") == "on",
+    }, None

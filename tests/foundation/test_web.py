@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from duluan.accounts import create_api_token, create_user
 from duluan.db import open_database
 from duluan.settings import Settings, load_settings
 from duluan.web import create_app
@@ -20,7 +21,9 @@ HOSTILE_TITLE = "<script>alert('xss')</script> Bình Phước mưa lớn"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     s = load_settings(home=tmp_path / "home")
-    open_database(s.db_url).dispose()
+    engine = open_database(s.db_url)
+    create_user(engine, "staff1", "mat-khau-dai-1", "staff")
+    engine.dispose()
     backend = open_backend(s)
     backend.upsert(
         [
@@ -53,6 +56,28 @@ def settings(tmp_path: Path) -> Settings:
     return s
 
 
+def _api_client(settings: Settings) -> TestClient:
+    """A client that authenticates like a script: with a bearer API token."""
+    engine = open_database(settings.db_url)
+    token = create_api_token(engine, "staff1", "test")
+    engine.dispose()
+    return TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"})
+
+
+def _browser_client(settings: Settings) -> TestClient:
+    """A client that signs in through the login form, like a person (session cookie + CSRF)."""
+    client = TestClient(create_app(settings))
+    form = client.get("/login").text
+    csrf = form.split('name="csrf_token" value="')[1].split('"')[0]
+    done = client.post(
+        "/login",
+        data={"username": "staff1", "password": "mat-khau-dai-1", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    return client
+
+
 def test_probes(settings: Settings) -> None:
     client = TestClient(create_app(settings))
     assert client.get("/healthz").json() == {"status": "ok"}
@@ -61,7 +86,9 @@ def test_probes(settings: Settings) -> None:
 
 
 def test_search_api_filters_and_problem_details(settings: Settings) -> None:
-    client = TestClient(create_app(settings))
+    anonymous = TestClient(create_app(settings)).get("/api/v1/search", params={"q": "dong xoai"})
+    assert anonymous.status_code == 401 and anonymous.headers["content-type"].startswith("application/problem")
+    client = _api_client(settings)
     body = client.get("/api/v1/search", params={"q": "dong xoai", "topic": "moi-truong"}).json()
     assert body["total"] == 1 and body["hits"][0]["id"] == "d1"
     assert "<script>" not in body["hits"][0]["highlights"].get("text", "")
@@ -77,7 +104,7 @@ def test_search_api_filters_and_problem_details(settings: Settings) -> None:
 
 
 def test_search_page_escapes_crawled_text(settings: Settings) -> None:
-    client = TestClient(create_app(settings))
+    client = _browser_client(settings)
     page = client.get("/", params={"q": "mưa"}).text
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
     assert "<script>steal" not in page

@@ -1,0 +1,219 @@
+"""Pure helpers of the web app: charts as inline SVG, the alert-rule dry run, the digest archive.
+
+Kept apart from the routes so each is a small function over plain data that tests can call directly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from alerts.engine import should_fire
+from alerts.rules import EvaluationContext, rule_type_for
+from alerts.schedule import parse_schedule
+from alerts.store import KeyState, RuleSpec
+from index.backend import SearchBackend
+
+# -- charts --------------------------------------------------------------------------------------------
+
+
+def svg_bar_chart(
+    points: list[tuple[str, int]],
+    *,
+    width: int = 720,
+    height: int = 180,
+    title: str = "",
+    colour: str = "#2f6db5",
+) -> str:
+    """A bar chart as an inline SVG string (no JavaScript, no CDN). Labels are escaped here."""
+    pad_left, pad_bottom, pad_top = 40, 28, 18
+    plot_w, plot_h = width - pad_left - 8, height - pad_bottom - pad_top
+    peak = max((v for _, v in points), default=0) or 1
+    n = max(len(points), 1)
+    bar_w = plot_w / n
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="100%" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        f'<line x1="{pad_left}" y1="{pad_top + plot_h}" x2="{width - 8}" y2="{pad_top + plot_h}" '
+        'stroke="#999"/>',
+        f'<text x="{pad_left - 4}" y="{pad_top + 4}" text-anchor="end" font-size="11">{peak}</text>',
+        f'<text x="{pad_left - 4}" y="{pad_top + plot_h}" text-anchor="end" font-size="11">0</text>',
+    ]
+    label_every = max(1, n // 12)
+    for i, (label, value) in enumerate(points):
+        h = plot_h * value / peak
+        x = pad_left + i * bar_w
+        parts.append(
+            f'<rect class="bar" x="{x + 1:.1f}" y="{pad_top + plot_h - h:.1f}" '
+            f'width="{max(bar_w - 2, 1):.1f}" height="{h:.1f}" fill="{colour}">'
+            f"<title>{escape(label)}: {value}</title></rect>"
+        )
+        if i % label_every == 0:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{height - 10}" text-anchor="middle" font-size="10">'
+                f"{escape(label)}</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_stacked_sentiment(
+    days: list[tuple[str, dict[str, int]]], *, width: int = 720, height: int = 180
+) -> str:
+    """Stacked bars per day: negative (red), neutral (grey), positive (green)."""
+    colours = {"negative": "#c0392b", "neutral": "#95a5a6", "positive": "#27ae60"}
+    pad_left, pad_bottom, pad_top = 40, 28, 18
+    plot_w, plot_h = width - pad_left - 8, height - pad_bottom - pad_top
+    peak = max((sum(c.values()) for _, c in days), default=0) or 1
+    bar_w = plot_w / max(len(days), 1)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
+        'width="100%" aria-label="Sắc thái theo ngày"><title>Sắc thái theo ngày</title>',
+        f'<text x="{pad_left - 4}" y="{pad_top + 4}" text-anchor="end" font-size="11">{peak}</text>',
+    ]
+    for i, (label, counts) in enumerate(days):
+        x = pad_left + i * bar_w
+        y = float(pad_top + plot_h)
+        for key in ("negative", "neutral", "positive"):
+            h = plot_h * counts.get(key, 0) / peak
+            y -= h
+            parts.append(
+                f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" height="{h:.1f}" '
+                f'fill="{colours[key]}"><title>{escape(label)} {key}: {counts.get(key, 0)}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{height - 10}" text-anchor="middle" font-size="10">'
+            f"{escape(label)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# -- alert rule dry run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DryRunAlert:
+    """An alert the rule would have sent (cảnh báo giả lập)."""
+
+    at: datetime
+    key: str
+    title: str
+    reason: str
+    counts: dict[str, float]
+    documents: list[dict[str, Any]]
+
+
+@dataclass
+class DryRunResult:
+    rule: str
+    start: datetime
+    end: datetime
+    evaluations: int
+    alerts: list[DryRunAlert] = field(default_factory=list)
+    suppressed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "evaluations": self.evaluations,
+            "suppressed": self.suppressed,
+            "alerts": [
+                {
+                    "at": a.at.isoformat(),
+                    "key": a.key,
+                    "title": a.title,
+                    "reason": a.reason,
+                    "counts": a.counts,
+                    "documents": a.documents,
+                }
+                for a in self.alerts
+            ],
+        }
+
+
+def dry_run_rule(
+    backend: SearchBackend,
+    spec: RuleSpec,
+    now: datetime,
+    *,
+    days: int = 7,
+    min_step: timedelta = timedelta(hours=1),
+    max_alerts: int = 200,
+) -> DryRunResult:
+    """Replay a rule over the last `days`: evaluate it at each scheduled moment (at most hourly) with
+    the engine's own re-alert policy held in memory. Writes nothing, sends nothing."""
+    rule_type = rule_type_for(spec.rule_type, spec.params)
+    schedule = parse_schedule(spec.schedule)
+    step = max(schedule.interval or min_step, min_step)
+    start = now - timedelta(days=days)
+    result = DryRunResult(spec.name, start, now, 0)
+    states: dict[str, KeyState] = {}
+    suppression = timedelta(minutes=spec.suppression_minutes)
+    last_run: datetime | None = None
+    moment = start + step
+    while moment <= now:
+        result.evaluations += 1
+        for finding in rule_type.evaluate(backend, spec.scope, EvaluationContext(moment, last_run)):
+            prior = states.get(finding.key)
+            if not should_fire(finding, prior, moment, suppression):
+                if prior is not None and prior.last_fingerprint != finding.fingerprint:
+                    result.suppressed += 1
+                continue
+            seen = set(prior.state.get("seen_ids", [])) if prior else set()
+            seen |= set(finding.evidence_ids or ())
+            states[finding.key] = KeyState(
+                finding.key, moment, finding.fingerprint, {"seen_ids": sorted(seen)}
+            )
+            if len(result.alerts) < max_alerts:
+                result.alerts.append(
+                    DryRunAlert(
+                        moment,
+                        finding.key,
+                        finding.title,
+                        finding.reason,
+                        finding.counts,
+                        [d.as_dict() for d in finding.documents],
+                    )
+                )
+        last_run = moment
+        moment += step
+    return result
+
+
+# -- digest archive ------------------------------------------------------------------------------------
+
+_DIGEST_NAME = re.compile(r"^ban-tin-(\d{4}-\d{2}-\d{2})\.html$")
+
+
+def list_digests(digests_dir: Path) -> list[tuple[date, Path]]:
+    """Digests in the archive, newest first."""
+    if not digests_dir.is_dir():
+        return []
+    found = []
+    for path in digests_dir.iterdir():
+        match = _DIGEST_NAME.match(path.name)
+        if match and path.is_file():
+            found.append((date.fromisoformat(match.group(1)), path))
+    return sorted(found, reverse=True)
+
+
+def digest_path(digests_dir: Path, day: date) -> Path | None:
+    """The archived digest of `day`, if any (the name is built from a date, never from user text)."""
+    path = digests_dir / f"ban-tin-{day.isoformat()}.html"
+    return path if path.is_file() else None
+
+
+# -- safe links ----------------------------------------------------------------------------------------
+
+
+def safe_http_url(url: str) -> str | None:
+    """`url` if it is an absolute http(s) URL (never `javascript:` or `data:`), else None."""
+    return url if re.match(r"^https?://[^\s/]+", url or "", re.IGNORECASE) else None
