@@ -230,14 +230,13 @@ def _drop_link_only_paragraphs(tree: Any) -> None:
         link_text = collapse_whitespace(links[0].text_content())
         href = links[0].get("href") or ""
         if own and own == link_text and len(own) > 20 and href.startswith(("http", "/")):
-            paragraph.getparent().remove(paragraph)
+            paragraph.drop_tree()  # keeps the tail text, unlike parent.remove()
 
 
 def _remove(nodes: Iterable[Any]) -> None:
     for node in nodes:
-        parent = node.getparent()
-        if parent is not None:
-            parent.remove(node)
+        if node.getparent() is not None:
+            node.drop_tree()  # keeps the text that follows the node
 
 
 def _parse_datetime(value: str) -> datetime | None:

@@ -55,7 +55,9 @@ class SourceKind(StrEnum):
 
 
 #: Families whose start URLs are web pages or XML documents fetched over HTTP.
-WEB_KINDS = frozenset({SourceKind.rss, SourceKind.sitemap, SourceKind.listing, SourceKind.telegram})
+WEB_KINDS = frozenset(
+    {SourceKind.rss, SourceKind.sitemap, SourceKind.listing, SourceKind.telegram, SourceKind.xenforo}
+)
 
 _INTERVAL = re.compile(r"^(?:every\s+)?(\d+)\s*(m|min|h|d)$")
 _CRON = re.compile(r"^\S+(\s+\S+){4}$")
@@ -88,6 +90,7 @@ class SiteRulesSpec(BaseModel):
     max_items: int = Field(default=300, ge=1, description="At most this many article pages per run.")
     max_age_days: float | None = Field(default=None, gt=0, description="Skip older feed/sitemap entries.")
     max_sitemaps: int = Field(default=5, ge=1, description="Newest N child sitemaps.")
+    max_thread_pages: int = Field(default=3, ge=1, description="Forum: pages read per thread and run.")
 
     @field_validator("link_allow", "link_deny")
     @classmethod

@@ -24,6 +24,8 @@ from scrapy.linkextractors import LinkExtractor
 from scrapy.utils.sitemap import Sitemap
 from twisted.python.failure import Failure
 
+from crawlers import xenforo
+from crawlers.extract import ExtractedArticle
 from crawlers.items import STAT_PREFIX, CrawlItem, FetchedPage, RunContext
 from crawlers.registry import SourceKind
 from crawlers.telegram import channel_of, parse_preview
@@ -113,6 +115,7 @@ class SourceSpider(scrapy.Spider):
             SourceKind.rss: self.parse_feed,
             SourceKind.sitemap: self.parse_sitemap,
             SourceKind.telegram: self.parse_telegram,
+            SourceKind.xenforo: self.parse_forum,
         }
         callback = callbacks.get(source.type, self.parse_listing)
         for url in source.start_urls:
@@ -256,9 +259,52 @@ class SourceSpider(scrapy.Spider):
                 "source %s: preview %s cannot be parsed: %s", self.context.source.id, response.url, exc
             )
             return
-        fresh = 0
-        for url, post in page.posts:
-            url_key = normalize_url(url)
+        items = list(self._post_items(page.posts))
+        fresh = len(items)
+        yield from items
+        if fresh and page.older_cursor:
+            older = response.urljoin(f"/s/{channel}?before={page.older_cursor}")
+            yield scrapy.Request(older, callback=self.parse_telegram, errback=self.on_page_error)
+
+    def parse_forum(self, response: Response) -> Iterator[scrapy.Request]:
+        """XenForo forum listing: read the listed threads (newest activity first on the page)."""
+        if not self._start_answered(response):
+            return
+        for url in xenforo.thread_links(response.body, response.url)[
+            : self.context.source.site_rules.max_items
+        ]:
+            yield scrapy.Request(
+                url, callback=self.parse_thread, errback=self.on_page_error, meta={"thread_page": 1}
+            )
+
+    def parse_thread(self, response: Response) -> Iterator[Any]:
+        """XenForo thread page: each unseen post becomes an item; follow a few next pages."""
+        try:
+            page = xenforo.parse_thread(response.body, response.url)
+        except Exception as exc:  # lxml raises several types on hopeless input
+            self.count("errors/forum_malformed")
+            log.warning(
+                "source %s: thread %s cannot be parsed: %s", self.context.source.id, response.url, exc
+            )
+            return
+        yield from self._post_items(page.posts)
+        number = int(response.meta.get("thread_page", 1))
+        if page.next_url and number < self.context.source.site_rules.max_thread_pages:
+            yield scrapy.Request(
+                page.next_url,
+                callback=self.parse_thread,
+                errback=self.on_page_error,
+                meta={"thread_page": number + 1},
+            )
+
+    def _post_items(self, posts: tuple[tuple[str, ExtractedArticle], ...]) -> Iterator[CrawlItem]:
+        """Items for posts parsed by a social/forum family (no article page to fetch)."""
+        for url, post in posts:
+            try:
+                url_key = normalize_url(url)
+            except InvalidURLError:
+                self.count("dropped/bad_link")
+                continue
             if url_key in self._scheduled:
                 continue
             if self.context.state.is_seen(url_key):
@@ -268,7 +314,6 @@ class SourceSpider(scrapy.Spider):
                 self.count("skipped_cap")
                 return
             self._scheduled.add(url_key)
-            fresh += 1
             self.count("fetched")
             yield CrawlItem(
                 page=FetchedPage(
@@ -281,9 +326,6 @@ class SourceSpider(scrapy.Spider):
                 ),
                 article=post,
             )
-        if fresh and page.older_cursor:
-            older = response.urljoin(f"/s/{channel}?before={page.older_cursor}")
-            yield scrapy.Request(older, callback=self.parse_telegram, errback=self.on_page_error)
 
     # ---------------------------------------------------------------- articles
 
