@@ -39,6 +39,7 @@ _VIETNAMESE_LETTERS = set(
     "ĂÂĐÊÔƠƯÀẢÃÁẠẰẲẴẮẶẦẨẪẤẬÈẺẼÉẸỀỂỄẾỆÌỈĨÍỊÒỎÕÓỌỒỔỖỐỘỜỞỠỚỢÙỦŨÚỤỪỬỮỨỰỲỶỸÝỴ"
 )
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _WHITESPACE = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _MAX_IMAGES = 20
 
@@ -359,7 +360,8 @@ def extract_article(
     text_html = (
         decode_html(html, header_charset) if isinstance(html, bytes) else unicodedata.normalize("NFC", html)
     )
-    text_html = text_html.lstrip("\ufeff")
+    # lxml refuses str input that carries an encoding declaration (XHTML pages); it is decoded already.
+    text_html = _XML_DECLARATION.sub("", text_html.lstrip("\ufeff"), count=1)
     if not text_html.strip():
         return None
     try:

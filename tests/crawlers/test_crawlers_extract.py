@@ -175,3 +175,10 @@ def test_truncated_html_still_extracts(gold: list[dict[str, Any]], pages_dir: Pa
 
 def test_no_body_page_json_is_empty_not_error() -> None:
     assert extract_to_json(b"<html><head><title>x</title></head></html>", None)["text"] == ""
+
+
+def test_xhtml_with_xml_declaration() -> None:
+    page = '<?xml version="1.0" encoding="utf-8"?>\n' + _page("utf-8")
+    for raw in (page, page.encode("utf-8")):
+        article = extract_article(raw, None)
+        assert article is not None and BODY in article.text

@@ -37,7 +37,12 @@ def test_shipped_seed_has_national_and_provincial_outlets() -> None:
     names = " ".join(s.name for s in specs)
     assert "Bình Phước" in names and "Đồng Nai" in names
     assert all(s.start_urls and all(u.startswith("https://") for u in s.start_urls) for s in specs)
-    assert {s.type for s in specs} <= {SourceKind.rss, SourceKind.sitemap, SourceKind.listing}
+    news = [s for s in specs if s.source_type.value == "news"]
+    assert {s.type for s in news} <= {SourceKind.rss, SourceKind.sitemap, SourceKind.listing}
+    assert all(s.enabled for s in news)
+    assert all(not s.enabled for s in specs if s.source_type.value != "news"), (
+        "social/forum sources are opt-in"
+    )
 
 
 def test_upsert_then_list_round_trips_and_updates(engine: sa.Engine) -> None:
