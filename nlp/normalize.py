@@ -203,11 +203,27 @@ def expand_teencode(text: str, table: dict[str, str] | None = None) -> str:
     return _WORD_RE.sub(_swap, text)
 
 
-def remove_diacritics(text: str) -> str:
-    """Strip all Vietnamese diacritics (``Đồng Nai``→``Dong Nai``): the form of unaccented typing."""
+def _strip_slow(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return stripped.replace("đ", "d").replace("Đ", "D")
+
+
+_COMBINING_RE = re.compile("[\u0300-\u036f]")
+#: Composed Latin letters with diacritics (incl. all Vietnamese ones) → base letter, for str.translate.
+_STRIP_TABLE = {
+    cp: _strip_slow(chr(cp))
+    for cp in [*range(0x00C0, 0x0250), *range(0x1E00, 0x1F00)]
+    if len(_strip_slow(chr(cp))) == 1 and _strip_slow(chr(cp)) != chr(cp)
+}
+
+
+def remove_diacritics(text: str) -> str:
+    """Strip all Vietnamese diacritics (``Đồng Nai``→``Dong Nai``): the form of unaccented typing."""
+    stripped = unicodedata.normalize("NFC", text).translate(_STRIP_TABLE)
+    if _COMBINING_RE.search(stripped) is None:
+        return stripped
+    return _strip_slow(stripped)  # combining marks NFC could not compose
 
 
 def normalize_text(text: str) -> str:
