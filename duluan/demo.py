@@ -8,6 +8,7 @@ the same documents instead of adding copies.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,9 @@ def run_demo(settings: Settings) -> DemoSummary:
     finally:
         engine.dispose()
     summary.alerts_fired = len(run_alert_rules(settings))
-    # The bundled pages are old: brief on the newest day they cover rather than on an empty today.
-    day = max(dated).astimezone(settings.tz).date() if dated else None
+    # The bundled pages are old: brief on the day they cover best rather than on an empty today.
+    per_day = Counter(moment.astimezone(settings.tz).date() for moment in dated)
+    day = max(per_day, key=lambda d: (per_day[d], d)) if per_day else None
     summary.digest_path = render_digest(settings, day, None)
     summary.digest_day = day.isoformat() if day else None
     return summary
