@@ -49,7 +49,8 @@ def test_upsert_then_list_round_trips_and_updates(engine: sa.Engine) -> None:
     specs = load_seed_yaml()
     assert upsert_sources(engine, specs) == len(specs)
     listed = list_sources(engine)
-    assert [s.id for s in listed] == sorted(s.id for s in specs)
+    assert [s.id for s in listed] == sorted(s.id for s in specs if s.enabled)
+    assert len(list_sources(engine, enabled_only=False)) == len(specs)
     assert get_source(engine, "dantri") == next(s for s in specs if s.id == "dantri")
 
     changed = next(s for s in specs if s.id == "vnexpress").model_copy(update={"schedule": "every 5m"})
@@ -125,6 +126,10 @@ def test_schedules(schedule: str, minutes: int) -> None:
     assert spec.interval_minutes() == minutes
 
 
-def test_social_sources_need_no_start_urls() -> None:
-    spec = SourceSpec.model_validate({"id": "voz", "name": "VOZ", "type": "xenforo", "source_type": "forum"})
-    assert spec.source_type.value == "forum"
+def test_api_sources_need_no_start_urls_but_web_ones_do() -> None:
+    spec = SourceSpec.model_validate(
+        {"id": "yt", "name": "YouTube", "type": "youtube", "source_type": "social"}
+    )
+    assert spec.source_type.value == "social"
+    with pytest.raises(ValueError, match="needs at least one start URL"):
+        SourceSpec.model_validate({"id": "voz", "name": "VOZ", "type": "xenforo", "source_type": "forum"})
