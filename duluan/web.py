@@ -510,13 +510,14 @@ def create_app(settings: Settings) -> FastAPI:
         sentiment: str | None = None,
         source: str | None = None,
         source_type: str | None = None,
-        date_from: Annotated[date | None, Query(alias="from")] = None,
-        date_to: Annotated[date | None, Query(alias="to")] = None,
+        date_from: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
+        date_to: Annotated[str | None, Query(alias="to", description="Last day, inclusive")] = None,
         sort: Literal["relevance", "date"] = "relevance",
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
         offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     ) -> SearchParams:
-        return SearchParams(q, topic, sentiment, source, source_type, date_from, date_to, sort, limit, offset)
+        first, last = _parse_day(date_from), _parse_day(date_to)
+        return SearchParams(q, topic, sentiment, source, source_type, first, last, sort, limit, offset)
 
     @app.get("/api/v1/search", response_model=SearchOut, response_model_exclude_none=True, tags=["search"])
     def api_search(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs. Idempotent: does nothing when all are present.
 set -euo pipefail
-packages=()
+packages=(chromium)  # chromium: the web UI's browser tests (tests/web)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
