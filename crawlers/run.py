@@ -111,7 +111,7 @@ def scrapy_settings(config: CrawlConfig) -> dict[str, Any]:
         "CONCURRENT_REQUESTS": 16,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrency_per_domain,
         "DOWNLOAD_DELAY": config.download_delay_s,
-        "RANDOMIZE_DOWNLOAD_DELAY": True,
+        "DOWNLOAD_DELAY_JITTER": 0.5,
         "DOWNLOAD_TIMEOUT": config.timeout_s,
         "DNS_TIMEOUT": max(1, int(config.timeout_s)),
         "DOWNLOAD_MAXSIZE": config.max_page_bytes,
@@ -127,6 +127,7 @@ def scrapy_settings(config: CrawlConfig) -> dict[str, Any]:
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": config.log_level,
+        "LOG_INSTALL_ROOT_HANDLER": config.configure_logging,
         "ITEM_PIPELINES": PIPELINES,
         "SPIDER_LOADER_WARN_ONLY": True,
         # Drops (no body, duplicate) are routine; real failures are logged at ERROR by the pipelines.
@@ -188,7 +189,7 @@ def run_crawl(
     state = CrawlState(state_dir)
     clusterer = StoryClusterer(state_dir) if config.cluster_stories else None
     delivered: set[str] = set()
-    process = CrawlerProcess(scrapy_settings(config), install_root_handler=config.configure_logging)
+    process = CrawlerProcess(scrapy_settings(config))
     crawlers: list[tuple[Crawler, RunContext]] = []
     for source in sources:
         if source.type not in WEB_KINDS:
