@@ -92,6 +92,25 @@ SURNAMES = frozenset(
         "Triệu",
     ]
 )
+#: Words before a person's name that make it the name of a street, school, bridge… (đường Nguyễn Huệ).
+_NAMED_AFTER_CUES = frozenset(
+    {
+        "đường",
+        "phố",
+        "phường",
+        "xã",
+        "quận",
+        "huyện",
+        "trường",
+        "cầu",
+        "chợ",
+        "hẻm",
+        "ngõ",
+        "thpt",
+        "thcs",
+        "lộ",
+    }
+)
 _PERSON_CUES = frozenset({"ông", "bà", "anh", "chị", "em", "cháu", "cụ", "đồng", "chí"})
 
 
@@ -263,6 +282,9 @@ def find_mentions(text: str, gazetteer: Gazetteer | None = None) -> list[Mention
             i += 1
             continue
         n, phrase = hit
+        if phrase.kind != "watch" and not all_caps and _name_continues(text, tokens, i + n):
+            i += n  # "Tân Sơn" in "Tân Sơn Nhất": part of a longer name, not the district
+            continue
         start, end = tokens[i][1], tokens[i + n - 1][2]
         province = phrase.canonical if phrase.kind in ("province", "district") else None
         org = _agency_before(tokens, lowered, i, gaz) if phrase.label == "LOC" else None
@@ -276,6 +298,15 @@ def find_mentions(text: str, gazetteer: Gazetteer | None = None) -> list[Mention
             mentions.append(Mention(text[start:end], phrase.label, phrase.canonical, start, end, province))
         i += n
     return mentions
+
+
+def _name_continues(text: str, tokens: Sequence[tuple[str, int, int]], nxt: int) -> bool:
+    """True if token ``nxt`` extends the name before it (capitalised, one space away, not a surname)."""
+    if nxt >= len(tokens):
+        return False
+    word, start, _ = tokens[nxt]
+    gap = text[tokens[nxt - 1][2] : start]
+    return gap == " " and word[0].isupper() and not word.isupper() and word not in SURNAMES
 
 
 def _agency_before(
@@ -314,7 +345,13 @@ def find_people(text: str, gazetteer: Gazetteer | None = None) -> list[Mention]:
             key = tuple(t[0].lower() for t in tokens[i:j])
             prev = tokens[i - 1][0].lower() if i else ""
             sentence_start = i == 0 or text[tokens[i - 1][2] : tokens[i][1]].strip() != ""
-            if n >= 2 and key not in gaz.phrases and (n >= 3 or prev in _PERSON_CUES or not sentence_start):
+            named_after = prev in _NAMED_AFTER_CUES  # "đường Nguyễn Huệ" is a street, not a person
+            if (
+                n >= 2
+                and key not in gaz.phrases
+                and not named_after
+                and (n >= 3 or prev in _PERSON_CUES or not sentence_start)
+            ):
                 name = text[tokens[i][1] : tokens[j - 1][2]]
                 out.append(Mention(name, "PER", name, tokens[i][1], tokens[j - 1][2]))
                 i = j

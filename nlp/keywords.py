@@ -20,6 +20,9 @@ STOPWORDS_PATH = Path(__file__).parent / "data" / "vi_stopwords.txt"
 _TOKEN_RE = re.compile(r"[^\W_]+|[.,;:!?()\"“”\n–-]", re.UNICODE)
 _MAX_WORD = 4
 _DIGIT_RE = re.compile(r"\d")
+_BODY_WORDS = frozenset(
+    {"Cục", "Bộ", "Sở", "Ban", "Tổng", "Công", "Ủy", "Hội", "Viện", "Trường", "Tập", "Ngân"}
+)
 TITLE_BOOST = 3.0
 LEAD_BOOST = 1.5
 
@@ -63,7 +66,9 @@ def segment(text: str) -> list[str]:
             j = i + 1
             while j < len(tokens) and tokens[j][0].isupper() and j - i < 5:
                 j += 1
-            if j - i >= 2:
+            # "Cục Hàng không": a body's name continues in lower case; leave it to the dictionary.
+            body_name = tok in _BODY_WORDS and j < len(tokens) and tokens[j][0].islower()
+            if j - i >= 2 and not body_name:
                 out.append(" ".join(tokens[i:j]))
                 i = j
                 continue

@@ -70,3 +70,15 @@ def test_relevance_accepts_any_name_of_the_province() -> None:
     a = province_relevance([], "Đồng Xoài thêm trường học", "", "", "Bình Phước")
     b = province_relevance([], "Đồng Xoài thêm trường học", "", "", "Đồng Nai")
     assert a == b > 0.5
+
+
+def test_longer_names_and_streets_are_not_misread() -> None:
+    entities = EntityExtractor().extract(
+        "",
+        "Sân bay Tân Sơn Nhất đông khách. Người dân dạo phố đường Nguyễn Huệ. "
+        "Chủ tịch UBND tỉnh Bình Phước Trần Tuệ Hiền phát biểu.",
+    )
+    texts = {e.text for e in entities}
+    assert "Tân Sơn" not in texts  # a district of Phú Thọ, but here part of the airport's name
+    assert "Nguyễn Huệ" not in texts  # a street
+    assert {"UBND tỉnh Bình Phước", "Trần Tuệ Hiền"} <= texts  # a name right after a place still counts
