@@ -1,0 +1,302 @@
+"""The REST API and the server side of the UI, in process: roles, CSRF, throttling, labels, rules with
+dry run, digests, sources, exports and security headers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from alerts.store import RuleSpec
+from duluan import accounts
+from duluan.db import open_database
+from duluan.settings import Settings
+from duluan.web import create_app, csv_safe
+from duluan.web_helpers import dry_run_rule, safe_http_url, svg_bar_chart
+from duluan.wiring import open_backend
+from tests.web.conftest import PASSWORD, build_home
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return build_home(tmp_path_factory.mktemp("api") / "home")
+
+
+@pytest.fixture(scope="module")
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def api(settings: Settings, username: str) -> TestClient:
+    engine = open_database(settings.db_url)
+    token = accounts.create_api_token(engine, username, "test")
+    engine.dispose()
+    return TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"})
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD, next: str = "/") -> object:
+    page = client.get("/login").text
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf, "next": next},
+        follow_redirects=False,
+    )
+
+
+def session_csrf(client: TestClient) -> str:
+    return client.get("/").text.split('name="csrf_token" value="')[1].split('"')[0]
+
+
+def test_every_route_but_probes_login_and_static_needs_a_user(settings: Settings) -> None:
+    client = TestClient(create_app(settings))
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/static/app.css").status_code == 200
+    assert client.get("/login").status_code == 200
+    public = {"/healthz", "/readyz", "/login", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        path = getattr(route, "path", "")
+        methods = getattr(route, "methods", None) or set()
+        if path in public or path.startswith("/static") or "GET" not in methods:
+            continue
+        url = path.replace("{doc_id}", "doc1").replace("{name}", "x").replace("{source_id}", "x")
+        url = url.replace("{day}", "2026-11-27")
+        response = client.get(url, follow_redirects=False)
+        assert response.status_code in (303, 401), f"{url} answered {response.status_code} without login"
+
+
+def test_login_sets_safe_cookie_and_refuses_open_redirects(settings: Settings) -> None:
+    client = TestClient(create_app(settings))
+    done = login(client, "staff1", next="//evil.example/steal")
+    assert done.status_code == 303 and done.headers["location"] == "/"  # type: ignore[attr-defined]
+    cookie = done.headers["set-cookie"].lower()  # type: ignore[attr-defined]
+    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_secure_cookie_behind_tls(settings: Settings) -> None:
+    tls = settings.model_copy(
+        update={"alerts": settings.alerts.model_copy(update={"ui_base_url": "https://ioc.vn"})}
+    )
+    client = TestClient(create_app(tls), base_url="https://testserver")
+    done = login(client, "staff1")
+    assert "secure" in done.headers["set-cookie"].lower()  # type: ignore[attr-defined]
+
+
+def test_login_is_rate_limited(settings: Settings) -> None:
+    client = TestClient(create_app(settings))
+    codes = [login(client, "leader1", "sai-mat-khau-roi").status_code for _ in range(6)]  # type: ignore[attr-defined]
+    assert codes[:5] == [401] * 5 and codes[5] == 429
+    blocked = login(client, "leader1")  # even the right password waits
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0  # type: ignore[attr-defined]
+    assert login(client, "analyst1").status_code == 303  # type: ignore[attr-defined]
+
+
+def test_forms_need_the_session_csrf_token(settings: Settings) -> None:
+    client = TestClient(create_app(settings))
+    login(client, "analyst1")
+    no_token = client.post("/documents/doc6/label", data={"field": "topic", "value": "kinh-te"})
+    assert no_token.status_code == 403 and "CSRF" in no_token.text
+    json_no_header = client.post(
+        "/api/v1/documents/doc6/labels", json={"field": "relevance", "value": "relevant"}
+    )
+    assert json_no_header.status_code == 403
+    ok = client.post(
+        "/api/v1/documents/doc6/labels",
+        json={"field": "relevance", "value": "relevant"},
+        headers={"X-CSRF-Token": session_csrf(client)},
+    )
+    assert ok.status_code == 201
+
+
+def test_roles_are_checked_on_every_endpoint(settings: Settings) -> None:
+    staff, leader = api(settings, "staff1"), api(settings, "leader1")
+    assert staff.get("/api/v1/users").status_code == 403
+    forbidden = staff.put(
+        "/api/v1/sources/x", json={"name": "X", "type": "rss", "start_urls": ["https://x.vn/rss"]}
+    )
+    assert forbidden.status_code == 403 and forbidden.json()["capability"] == "sources_edit"
+    assert leader.get("/api/v1/rules").status_code == 403
+    assert (
+        leader.post("/api/v1/documents/doc1/labels", json={"field": "topic", "value": "y-te"}).status_code
+        == 403
+    )
+    assert leader.get("/api/v1/digests").status_code == 200
+    assert leader.get("/api/v1/search", params={"q": "ngập"}).json()["total"] == 3
+    me = staff.get("/api/v1/me").json()
+    assert me["role"] == "staff" and "rules" in me["capabilities"] and "users" not in me["capabilities"]
+
+
+def test_search_api_facets_stories_and_problem_details(settings: Settings) -> None:
+    client = api(settings, "staff1")
+    body = client.get(
+        "/api/v1/search", params={"q": "ngập OR cháy", "facets": True, "histogram": True}
+    ).json()
+    assert body["total"] == 4
+    facets = {f: {b["value"]: b["count"] for b in buckets} for f, buckets in body["facets"].items()}
+    assert facets["source"] == {"baodongnai": 2, "vnexpress": 1, "tuoitre": 1}
+    assert sum(n for _, n in body["histogram"]) == 4
+    stories = client.get("/api/v1/stories", params={"q": "ngập"}).json()
+    assert [(h["story_outlets"], h["story_documents"]) for h in stories["hits"]] == [(3, 3)]
+    paged = client.get("/api/v1/search", params={"q": "ngập", "limit": 2, "offset": 2, "sort": "date"}).json()
+    assert paged["total"] == 3 and len(paged["hits"]) == 1
+    bad = client.get("/api/v1/search", params={"q": "(ngập"})
+    assert bad.status_code == 400 and bad.json()["position"] is not None and bad.json()["detail_vi"]
+    bad_day = client.get("/api/v1/search", params={"from": "2026-02-31"})
+    assert bad_day.status_code == 400 and "YYYY-MM-DD" in bad_day.json()["detail"]
+    missing = client.get("/api/v1/documents/nope")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+
+
+def test_label_correction_is_stored_shown_and_audited(settings: Settings) -> None:
+    client = api(settings, "analyst1")
+    done = client.post("/api/v1/documents/doc5/labels", json={"field": "sentiment", "value": "neutral"})
+    assert done.status_code == 201 and done.json()["previous"] == "positive" and done.json()["index_updated"]
+    assert client.get("/api/v1/documents/doc5").json()["sentiment"] == "neutral"
+    assert client.get("/api/v1/labels").json()[0]["doc_id"] == "doc5"
+    unknown = client.post("/api/v1/documents/doc5/labels", json={"field": "topic", "value": "bogus"})
+    assert unknown.status_code == 422 and "unknown topic" in unknown.json()["detail"]
+    audit = api(settings, "admin1").get("/api/v1/audit", params={"object_type": "document"}).json()
+    assert any(a["object_id"] == "doc5" and a["username"] == "analyst1" for a in audit)
+
+
+def test_rules_crud_ownership_and_dry_run(settings: Settings) -> None:
+    staff, analyst = api(settings, "staff1"), api(settings, "analyst1")
+    rule = {"name": "Ngập (staff)", "rule_type": "match", "query": "ngập", "owner": "someone-else"}
+    created = staff.post("/api/v1/rules", json=rule)
+    assert created.status_code == 201 and created.json()["owner"] == "staff1"  # staff own what they write
+    invalid = staff.post("/api/v1/rules", json={**rule, "name": "Hỏng", "query": '"ngập'})
+    assert invalid.status_code == 422 and "invalid query" in invalid.json()["detail"]
+    analyst.post("/api/v1/rules", json={"name": "Của analyst", "rule_type": "match", "query": "cháy"})
+    assert [r["name"] for r in staff.get("/api/v1/rules").json()] == ["Ngập (staff)"]
+    assert staff.delete("/api/v1/rules/Của analyst").status_code == 404
+    assert {r["name"] for r in analyst.get("/api/v1/rules").json()} >= {"Ngập (staff)", "Của analyst"}
+    updated = staff.put("/api/v1/rules/Ngập (staff)", json={**rule, "suppression_minutes": 5})
+    assert updated.json()["suppression_minutes"] == 5
+    dry = staff.post("/api/v1/rules/dry-run", json=rule).json()  # copies fetched an hour apart
+    assert [a["key"] for a in dry["alerts"]] == ["cluster:c-flood"] * 3
+    quiet = staff.post("/api/v1/rules/dry-run", json={**rule, "suppression_minutes": 240}).json()
+    assert len(quiet["alerts"]) == 1 and quiet["suppressed"] == 2
+    assert staff.get("/api/v1/alerts").json() == []  # a dry run writes nothing
+    assert staff.delete("/api/v1/rules/Ngập (staff)").status_code == 204
+    audit = api(settings, "admin1").get("/api/v1/audit", params={"object_type": "alert_rule"}).json()
+    assert [a["action"] for a in audit if a["object_id"] == "Ngập (staff)"] == ["delete", "update", "create"]
+
+
+def test_dry_run_replays_the_engine_policy(settings: Settings) -> None:
+    backend = open_backend(settings)
+    try:
+        spec = RuleSpec(
+            name="t",
+            owner="x",
+            rule_type="threshold",
+            query="ngập",
+            params={"min_count": 3, "window_minutes": 180},
+            suppression_minutes=24 * 60,
+        )
+        result = dry_run_rule(backend, spec, datetime.now(UTC))
+    finally:
+        backend.close()
+    assert result.evaluations == 7 * 24
+    assert len(result.alerts) == 1 and result.alerts[0].counts["count"] == 3
+
+
+def test_digests_list_render_and_sandboxed_view(settings: Settings) -> None:
+    leader, analyst = api(settings, "leader1"), api(settings, "analyst1")
+    listing = leader.get("/api/v1/digests").json()
+    assert len(listing) == 1
+    raw = leader.get(listing[0]["url"])
+    assert raw.status_code == 200 and "script-src" not in raw.headers["content-security-policy"]
+    assert raw.headers["content-security-policy"].startswith("default-src 'none'")
+    assert leader.post("/api/v1/digests", json={}).status_code == 403
+    rendered = analyst.post("/api/v1/digests", json={"day": "2026-11-01"})
+    assert rendered.status_code == 201 and len(leader.get("/api/v1/digests").json()) == 2
+    assert leader.get("/digests/../../etc/passwd/raw").status_code in (404, 422)
+
+
+def test_sources_validate_urls_and_admin_edits_are_audited(settings: Settings) -> None:
+    admin = api(settings, "admin1")
+    bad = admin.put(
+        "/api/v1/sources/moi", json={"name": "Mới", "type": "rss", "start_urls": ["javascript:alert(1)"]}
+    )
+    assert bad.status_code == 422 and "absolute http(s) URL" in bad.json()["detail"]
+    ok = admin.put(
+        "/api/v1/sources/moi", json={"name": "Mới", "type": "rss", "start_urls": ["https://moi.vn/rss"]}
+    )
+    assert ok.status_code == 200
+    sources = {s["id"]: s for s in admin.get("/api/v1/sources").json()}
+    assert sources["moi"]["health"]["status"] == "never_run"
+    assert admin.post("/api/v1/sources/moi/enabled", params={"enabled": False}).json() == {
+        "id": "moi",
+        "enabled": False,
+    }
+    assert [a["action"] for a in admin.get("/api/v1/audit", params={"object_type": "source"}).json()] == [
+        "disable",
+        "create",
+    ]
+
+
+def test_export_never_starts_a_cell_with_a_formula(settings: Settings) -> None:
+    assert [csv_safe(v) for v in ("=1+1", "+x", "-2", "@SUM", "ok", None)] == [
+        "'=1+1",
+        "'+x",
+        "'-2",
+        "'@SUM",
+        "ok",
+        "",
+    ]
+    backend = open_backend(settings)
+    doc = backend.get("doc6")
+    assert doc is not None
+    backend.upsert([doc.model_copy(update={"title": '=HYPERLINK("http://evil")'})])
+    backend.close()
+    response = api(settings, "staff1").get("/api/v1/export.csv", params={"q": "lúa"})
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0][0] == "id" and rows[1][3] == '\'=HYPERLINK("http://evil")'
+
+
+def test_helpers_escape_and_refuse_unsafe_links() -> None:
+    svg = svg_bar_chart([("<b>", 3), ("x", 1)], title="<script>")
+    assert "<script>" not in svg and "&lt;b&gt;" in svg and svg.count('class="bar"') == 2
+    assert (
+        safe_http_url("javascript:alert(1)") is None and safe_http_url("https://a.vn/x") == "https://a.vn/x"
+    )
+
+
+def test_ui_pages_render_for_each_role(settings: Settings) -> None:
+    pages = {
+        "/": 200,
+        "/overview": 200,
+        "/alerts": 200,
+        "/digests": 200,
+        "/sources": 200,
+        "/admin/users": 200,
+        "/sources/edit": 200,
+        "/alerts/rules/edit": 200,
+        "/documents/doc4": 200,
+    }
+    expected = {
+        "admin1": pages,
+        "analyst1": {**pages, "/admin/users": 403, "/sources/edit": 403},
+        "staff1": {**pages, "/admin/users": 403, "/sources/edit": 403},
+        "leader1": {
+            **pages,
+            "/admin/users": 403,
+            "/sources/edit": 403,
+            "/alerts": 403,
+            "/alerts/rules/edit": 403,
+        },
+    }
+    for username, codes in expected.items():
+        client = TestClient(create_app(settings))
+        login(client, username)
+        got = {path: client.get(path).status_code for path in codes}
+        assert got == codes, username
