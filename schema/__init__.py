@@ -7,4 +7,13 @@ without depending on each other.
 from schema.document import Document, Entity, SourceType
 from schema.labels import SENTIMENTS, TOPICS, TOXICITY_LABELS, Sentiment, Toxicity
 
-__all__ = ["SENTIMENTS", "TOPICS", "TOXICITY_LABELS", "Document", "Entity", "Sentiment", "SourceType", "Toxicity"]
+__all__ = [
+    "SENTIMENTS",
+    "TOPICS",
+    "TOXICITY_LABELS",
+    "Document",
+    "Entity",
+    "Sentiment",
+    "SourceType",
+    "Toxicity",
+]

@@ -38,7 +38,9 @@ class Document(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    id: str = Field(description="Stable hash of the normalised canonical URL: a re-crawl updates, never duplicates.")
+    id: str = Field(
+        description="Stable hash of the normalised canonical URL: a re-crawl updates, never duplicates."
+    )
     url: str
     canonical_url: str
     source: str = Field(description="Source registry id, e.g. 'vnexpress'.")
