@@ -54,6 +54,14 @@ class CrawlSettings(_Section):
     sources_seed: Path | None = Field(
         None, description="YAML file of sources to seed; default: the shipped list."
     )
+    facebook_graph_url: str = Field("https://graph.facebook.com/v19.0", description="Graph API base URL.")
+    facebook_page_token: SecretStr = Field(
+        SecretStr(""), description="Page access token for public page posts."
+    )
+    youtube_api_url: str = Field(
+        "https://www.googleapis.com/youtube/v3", description="YouTube Data API v3 base."
+    )
+    youtube_api_key: SecretStr = Field(SecretStr(""), description="YouTube Data API key.")
 
 
 class NlpSettings(_Section):
