@@ -171,7 +171,13 @@ class TrainConfig:
 DEFAULT_CONFIGS: dict[str, TrainConfig] = {
     "topic": TrainConfig(char_ngrams=None, word_features=2**19, c=0.5, max_chars=3000),
     "sentiment": TrainConfig(
-        social=True, char_ngrams=(1, 5), char_features=2**18, c=0.3, class_weight="balanced", max_chars=1500
+        social=True,
+        char_ngrams=(1, 5),
+        char_features=2**18,
+        unaccented_words=True,
+        c=0.3,
+        class_weight="balanced",
+        max_chars=1500,
     ),
     "toxicity": TrainConfig(
         social=True,
