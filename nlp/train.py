@@ -116,6 +116,9 @@ DATASET_LICENCES: dict[str, str] = {
     "vihsd": "research purposes only (per its README)",
 }
 
+#: What ``train`` returns (the model class itself: picklable, self-describing via ``info``).
+TrainedModel = LinearTextModel
+
 SEED_RULES_PATH = Path(__file__).with_name("topic_seed_rules.yaml")
 SHIPPED_MODELS_DIR = Path(__file__).with_name("models")
 MODEL_FILENAME = "model.joblib"
@@ -374,7 +377,7 @@ def _data_fingerprint(paths: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | None = None) -> LinearTextModel:
+def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | None = None) -> TrainedModel:
     """Fit a model for ``task`` on the given data; a slice is held out to fit the probability temperature."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
