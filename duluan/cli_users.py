@@ -43,6 +43,8 @@ def users_add(
     name: Annotated[str, typer.Option("--name", help="Display name, e.g. 'Nguyễn Văn A'.")] = "",
 ) -> None:
     """Add a user; the password is read from a prompt (or $DULUAN_PASSWORD)."""
+    if role not in ROLES:  # before asking for a password
+        _fail(AccountError(f"unknown role {role!r}; use one of {', '.join(ROLES)}"))
     engine = _engine()
     try:
         user = create_user(engine, username, _read_password(), role, name)
