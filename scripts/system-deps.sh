@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs. Idempotent: does nothing when all are present.
 set -euo pipefail
-packages=(chromium)  # chromium: the web UI's browser tests (tests/web)
+# chromium: the web UI's browser tests (tests/web).
+# libpango-1.0-0 libpangoft2-1.0-0: WeasyPrint (the digest as PDF); fonts-dejavu-core: a font with full
+# Vietnamese coverage for the PDF; poppler-utils: pdftotext, with which tests read the PDF's text back.
+packages=(chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
