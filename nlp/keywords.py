@@ -62,7 +62,7 @@ def segment(text: str) -> list[str]:
             out.append(tok)
             i += 1
             continue
-        if tok[0].isupper() and i > 0 and tokens[i - 1][0].isalnum():
+        if tok[0].isupper():  # two or more capitalised syllables in a row: a name, even sentence-initially
             j = i + 1
             while j < len(tokens) and tokens[j][0].isupper() and j - i < 5:
                 j += 1
