@@ -1,10 +1,14 @@
-"""`duluan users add/list/passwd/token` in a child process, as an admin would run them."""
+"""`duluan users add/list/passwd/token`, as an admin would run them (one real child process, the rest
+through Typer's runner in process to keep the suite fast)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from duluan import accounts
+from duluan.cli import app
 from duluan.db import open_database
 from duluan.settings import load_settings
 from tests.foundation.conftest import run_duluan
@@ -26,15 +30,19 @@ def test_users_commands(tmp_path: Path) -> None:
     )
     assert added.returncode == 0, added.stderr
     assert "created user admin (admin)" in added.stdout
-    again = run_duluan("users", "add", "admin", home=home, DULUAN_PASSWORD="mat-khau-quan-tri")
-    assert again.returncode == 2 and "already exists" in again.stderr
-    weak = run_duluan("users", "add", "bob", "--role", "boss", home=home, DULUAN_PASSWORD="mat-khau-quan-tri")
-    assert weak.returncode == 2 and "unknown role" in weak.stderr
-    listed = run_duluan("users", "list", home=home)
-    assert "admin" in listed.stdout and "Quản trị" in listed.stdout
-    changed = run_duluan("users", "passwd", "admin", home=home, input="mat-khau-moi-123\nmat-khau-moi-123\n")
-    assert changed.returncode == 0, changed.stderr
-    token = run_duluan("users", "token", "admin", home=home).stdout.strip()
+    runner = CliRunner(
+        env={"DULUAN_HOME": str(home), "DULUAN_PASSWORD": "mat-khau-quan-tri", "COLUMNS": "200"}
+    )
+    again = runner.invoke(app, ["users", "add", "admin"])
+    assert again.exit_code == 2 and "already exists" in again.output
+    bad_role = runner.invoke(app, ["users", "add", "bob", "--role", "boss"])
+    assert bad_role.exit_code == 2 and "unknown role" in bad_role.output
+    listed = runner.invoke(app, ["users", "list"])
+    assert "admin" in listed.output and "Quản trị" in listed.output
+    prompt = CliRunner(env={"DULUAN_HOME": str(home)})
+    changed = prompt.invoke(app, ["users", "passwd", "admin"], input="mat-khau-moi-123\nmat-khau-moi-123\n")
+    assert changed.exit_code == 0, changed.output
+    token = runner.invoke(app, ["users", "token", "admin"]).output.strip()
     engine = open_database(load_settings(home=home).db_url)
     try:
         assert accounts.authenticate(engine, "admin", "mat-khau-moi-123") is not None
