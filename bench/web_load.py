@@ -1,0 +1,176 @@
+"""Load test of the web API: N concurrent users searching and paging on a large embedded index.
+
+Builds (once, reusable with --home) a home with a synthetic corpus from `bench.index_tantivy` and one
+staff account with an API token, starts the real app (`duluan serve`, uvicorn) on a free loopback
+port, then runs N virtual users for --duration seconds. Each user loops: a query from a fixed list,
+page 1 with facets, then pages 2 and 3 (offset 20, 40). Latency is measured per request on the
+client (httpx, asyncio) and reported as p50/p95/p99 with the error rate (non-200 or transport error).
+
+    .venv/bin/python -m bench.web_load --docs 1000000 --users 50 --duration 60 --home /tmp/duluan-1m
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+import httpx
+
+from bench.index_tantivy import QUERIES, documents
+from duluan import accounts
+from duluan.db import open_database
+from duluan.settings import load_settings
+from duluan.wiring import open_backend
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build_home(home: Path, docs: int, batch: int) -> str:
+    """Index `docs` synthetic documents under `home` (skipped when already there); return an API token."""
+    settings = load_settings(home=home)
+    engine = open_database(settings.db_url)
+    if accounts.get_user(engine, "load") is None:
+        accounts.create_user(engine, "load", "load-test-password", "staff")
+    token = accounts.create_api_token(engine, "load", "web_load")
+    engine.dispose()
+    backend = open_backend(settings)
+    try:
+        have = backend.count()
+        if have < docs:
+            started = time.perf_counter()
+            stream = islice(documents(docs), have, None)
+            while chunk := list(islice(stream, batch)):
+                backend.upsert(chunk)
+                print(f"indexed {have + len(chunk)}/{docs}", file=sys.stderr, flush=True)
+                have += len(chunk)
+            print(f"indexing took {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        print(f"index holds {backend.count()} documents", file=sys.stderr)
+    finally:
+        backend.close()
+    return token
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DULUAN_")}
+    env.update(DULUAN_HOME=str(home), DULUAN_WEB__PORT=str(port), DULUAN_LOG_LEVEL="WARNING")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "duluan", "serve"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(home / "web_load_server.log").open("wb"),
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited; see {home / 'web_load_server.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("server did not become ready in 120 s")
+
+
+async def user_loop(
+    client: httpx.AsyncClient, seed: int, stop_at: float, latencies: list[float], errors: list[str]
+) -> None:
+    rng = random.Random(seed)
+    while time.monotonic() < stop_at:
+        query = rng.choice(QUERIES)
+        for page, extra in enumerate(({"facets": "true"}, {}, {})):
+            params = {"q": query, "limit": "20", "offset": str(page * 20), **extra}
+            started = time.perf_counter()
+            try:
+                response = await client.get("/api/v1/search", params=params)
+                ok = response.status_code == 200
+                if not ok:
+                    errors.append(f"{response.status_code} {query!r}: {response.text[:120]}")
+            except httpx.HTTPError as exc:
+                errors.append(f"{type(exc).__name__} {query!r}")
+            latencies.append(time.perf_counter() - started)
+            if time.monotonic() >= stop_at:
+                return
+
+
+async def run_load(url: str, token: str, users: int, duration: float) -> dict[str, object]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30, limits=limits
+    ) as client:
+        await client.get("/api/v1/search", params={"q": "warm up"})
+        started = time.monotonic()
+        stop_at = started + duration
+        await asyncio.gather(*(user_loop(client, i, stop_at, latencies, errors) for i in range(users)))
+        elapsed = time.monotonic() - started
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
+
+    return {
+        "users": users,
+        "duration_s": round(elapsed, 1),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(pct(0.50), 1),
+        "p95_ms": round(pct(0.95), 1),
+        "p99_ms": round(pct(0.99), 1),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+        "errors": len(errors),
+        "error_rate": round(len(errors) / max(len(latencies), 1), 4),
+        "first_errors": errors[:5],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--home", type=Path, default=Path("bench/out/web_load_home"))
+    parser.add_argument("--build-only", action="store_true", help="build the home and exit")
+    args = parser.parse_args()
+    args.home.mkdir(parents=True, exist_ok=True)
+    token = build_home(args.home.resolve(), args.docs, args.batch)
+    if args.build_only:
+        return
+    port = free_port()
+    server = start_server(args.home.resolve(), port)
+    try:
+        report = asyncio.run(run_load(f"http://127.0.0.1:{port}", token, args.users, args.duration))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(json.dumps({"docs": args.docs, **report}, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
