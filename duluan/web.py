@@ -772,14 +772,19 @@ def create_app(settings: Settings) -> FastAPI:
         spec = _spec_for(user, body)
         return dry_run_rule(st.backend, spec, datetime.now(UTC), days=days).to_json()
 
-    def _alert_history(user: User, limit: int, rule: str | None = None) -> list[dict[str, Any]]:
+    def _alert_history(
+        user: User, limit: int, rule: str | None = None, alert_id: str | None = None
+    ) -> list[dict[str, Any]]:
         visible = {r.id for r in _visible_rules(user)}
         status = sa.select(
             alert_deliveries.c.alert_id, alert_deliveries.c.status, sa.func.count().label("n")
         ).group_by(alert_deliveries.c.alert_id, alert_deliveries.c.status)
         query = sa.select(alerts).order_by(alerts.c.created_at.desc()).limit(limit)
+        query = query.where(alerts.c.rule_id.in_(visible))
         if rule:
             query = query.where(alerts.c.rule_name == rule)
+        if alert_id:
+            query = query.where(alerts.c.id == alert_id)
         with st.engine.connect() as conn:
             rows = [r for r in conn.execute(query) if r.rule_id in visible]
             deliveries: dict[str, dict[str, int]] = {}
@@ -808,6 +813,13 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> list[dict[str, Any]]:
         """Alert history (lịch sử cảnh báo) with delivery status counts per alert."""
         return _alert_history(user, limit, rule)
+
+    @app.get("/api/v1/alerts/{alert_id}", tags=["alerts"])
+    def api_alert(alert_id: str, user: Annotated[User, Depends(require("rules"))]) -> dict[str, Any]:
+        found = _alert_history(user, 1, alert_id=alert_id)
+        if not found:
+            raise HTTPException(404, f"No alert {alert_id!r} on a rule you may see.")
+        return found[0]
 
     # ---- digests ----
 
@@ -1042,14 +1054,27 @@ def create_app(settings: Settings) -> FastAPI:
         }
 
     @app.get("/alerts", response_class=HTMLResponse, include_in_schema=False)
-    def alerts_page(request: Request, user: Annotated[User, Depends(require("rules"))]) -> HTMLResponse:
+    def alerts_page(
+        request: Request, user: Annotated[User, Depends(require("rules"))], rule: str = ""
+    ) -> HTMLResponse:
         return page(
             request,
             "alerts.html",
             rules=_visible_rules(user),
-            history=_alert_history(user, 50),
+            history=_alert_history(user, 100, rule or None),
+            rule_filter=rule,
             rule_types=RULE_TYPES,
         )
+
+    @app.get("/alerts/{alert_id}", response_class=HTMLResponse, include_in_schema=False)
+    def alert_page(
+        request: Request, alert_id: str, user: Annotated[User, Depends(require("rules"))]
+    ) -> HTMLResponse:
+        """The page an alert message links to (alerts.messages.alert_link)."""
+        found = _alert_history(user, 1, alert_id=alert_id)
+        if not found:
+            raise HTTPException(404, "Không tìm thấy cảnh báo này (có thể luật đã bị xóa).")
+        return page(request, "alert.html", alert=found[0])
 
     @app.get("/alerts/rules/edit", response_class=HTMLResponse, include_in_schema=False)
     def rule_edit_page(
@@ -1141,7 +1166,9 @@ def create_app(settings: Settings) -> FastAPI:
         path = digest_path(settings.digests_dir, day)
         if path is None:
             raise HTTPException(404, f"Chưa có bản tin ngày {day:%d/%m/%Y}.")
-        response = HTMLResponse(path.read_text(encoding="utf-8"))
+        # Links in the digest open in a new tab, never inside the sandboxed frame.
+        html = path.read_text(encoding="utf-8").replace("<head>", '<head><base target="_blank">', 1)
+        response = HTMLResponse(html)
         response.headers["Content-Security-Policy"] = DIGEST_CSP
         response.headers["X-Frame-Options"] = "SAMEORIGIN"
         return response

@@ -300,3 +300,33 @@ def test_ui_pages_render_for_each_role(settings: Settings) -> None:
         login(client, username)
         got = {path: client.get(path).status_code for path in codes}
         assert got == codes, username
+
+
+def test_alert_history_and_the_page_alert_messages_link_to(settings: Settings) -> None:
+    from alerts.engine import run_rules_once
+    from alerts.messages import alert_link
+
+    analyst = api(settings, "analyst1")
+    rule = {
+        "name": "Cháy chợ",
+        "rule_type": "match",
+        "query": "cháy",
+        "params": {"first_run_lookback_minutes": 3000},
+    }
+    assert analyst.post("/api/v1/rules", json=rule).status_code == 201
+    engine, backend = open_database(settings.db_url), open_backend(settings)
+    try:
+        fired = run_rules_once(backend, engine, datetime.now(UTC))
+    finally:
+        backend.close()
+        engine.dispose()
+    [alert] = [a for a in fired if a.rule_name == "Cháy chợ"]
+    history = analyst.get("/api/v1/alerts", params={"rule": "Cháy chợ"}).json()
+    assert [h["id"] for h in history] == [alert.id]
+    assert api(settings, "staff1").get(f"/api/v1/alerts/{alert.id}").status_code == 404  # not their rule
+    client = TestClient(create_app(settings))
+    login(client, "analyst1")
+    path = alert_link("http://testserver", alert.id).removeprefix("http://testserver")
+    page = client.get(path)
+    assert page.status_code == 200 and "&lt;script&gt;window.__pwned" in page.text
+    assert "<script>window" not in page.text
