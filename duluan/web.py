@@ -703,10 +703,9 @@ def create_app(settings: Settings) -> FastAPI:
     def _save(user: User, spec: RuleSpec, replacing: str | None) -> int:
         existing = get_rule(st.engine, spec.name)
         if existing is not None and existing.spec.name != replacing:
-            if not (user.can("rules_all") or existing.spec.owner == user.username):
-                raise HTTPException(409, f"A rule named {spec.name!r} already exists; choose another name.")
-            if replacing is None:
-                raise HTTPException(409, f"A rule named {spec.name!r} already exists; edit it instead.")
+            raise HTTPException(
+                409, f"Đã có luật tên {spec.name!r} / a rule named {spec.name!r} exists; choose another name."
+            )
         rule_id = save_rule(st.engine, spec)
         if replacing and replacing != spec.name:
             delete_rule(st.engine, replacing)

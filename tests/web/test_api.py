@@ -178,6 +178,8 @@ def test_rules_crud_ownership_and_dry_run(settings: Settings) -> None:
     analyst.post("/api/v1/rules", json={"name": "Của analyst", "rule_type": "match", "query": "cháy"})
     assert [r["name"] for r in staff.get("/api/v1/rules").json()] == ["Ngập (staff)"]
     assert staff.delete("/api/v1/rules/Của analyst").status_code == 404
+    taken = staff.post("/api/v1/rules", json={**rule, "name": "Của analyst"})
+    assert taken.status_code == 409 and "choose another name" in taken.json()["detail"]
     assert {r["name"] for r in analyst.get("/api/v1/rules").json()} >= {"Ngập (staff)", "Của analyst"}
     updated = staff.put("/api/v1/rules/Ngập (staff)", json={**rule, "suppression_minutes": 5})
     assert updated.json()["suppression_minutes"] == 5
