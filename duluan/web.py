@@ -256,6 +256,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        # No Swagger/ReDoc pages: they load scripts from a CDN. The schema itself needs a user.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         title="Duluan API",
         version="0.2.0",
         description="Giám sát thông tin báo chí, mạng xã hội. Authenticate with "
@@ -412,6 +416,11 @@ def create_app(settings: Settings) -> FastAPI:
         ok = all(v == "ok" for v in checks.values())
         body = {"status": "ok" if ok else "unavailable", "checks": checks}
         return body if ok else JSONResponse(body, status_code=503)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_schema(_user: Annotated[User, Depends(require("search"))]) -> JSONResponse:
+        """The OpenAPI schema of /api/v1 (for generating clients); any signed-in user may read it."""
+        return JSONResponse(app.openapi())
 
     # ---- login / logout ----
 

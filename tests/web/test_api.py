@@ -58,7 +58,7 @@ def test_every_route_but_probes_login_and_static_needs_a_user(settings: Settings
     assert client.get("/healthz").status_code == 200
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/login").status_code == 200
-    public = {"/healthz", "/readyz", "/login", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    public = {"/healthz", "/readyz", "/login"}
     for route in client.app.routes:  # type: ignore[attr-defined]
         path = getattr(route, "path", "")
         methods = getattr(route, "methods", None) or set()
@@ -131,6 +131,8 @@ def test_roles_are_checked_on_every_endpoint(settings: Settings) -> None:
     )
     assert leader.get("/api/v1/digests").status_code == 200
     assert leader.get("/api/v1/search", params={"q": "ngập"}).json()["total"] == 3
+    schema = staff.get("/openapi.json").json()
+    assert "/api/v1/search" in schema["paths"] and "/login" not in schema["paths"]
     me = staff.get("/api/v1/me").json()
     assert me["role"] == "staff" and "rules" in me["capabilities"] and "users" not in me["capabilities"]
 
