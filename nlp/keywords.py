@@ -4,7 +4,7 @@ Words are found by longest-match against underthesea's Viet74K word list (read f
 package, not copied) — a dictionary segmenter is ~50× faster than the CRF segmenter and good enough
 to find multi-syllable words. Runs of capitalised syllables (names of people, places, bodies) are
 kept whole. Terms are scored by frequency, boosted when they occur in the title or the lead, and
-stopwords (vietnamese-stopwords, MIT, ``data/vi_stopwords.txt``) are dropped.
+stopwords (vietnamese-stopwords, MIT, ``lexicon/vi_stopwords.txt``) are dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nlp.normalize import normalize_tone_marks, replace_urls
 
-STOPWORDS_PATH = Path(__file__).parent / "data" / "vi_stopwords.txt"
+STOPWORDS_PATH = Path(__file__).parent / "lexicon" / "vi_stopwords.txt"
 _TOKEN_RE = re.compile(r"[^\W_]+|[.,;:!?()\"“”\n–-]", re.UNICODE)
 _MAX_WORD = 4
 _DIGIT_RE = re.compile(r"\d")
