@@ -373,10 +373,17 @@ def digest_subject(digest: Digest) -> str:
     return f"Bản tin dư luận {digest.province} – {vietnamese_date(digest.day)}"
 
 
-def build_digest_email(digest: Digest, sender: str, recipients: Sequence[str]) -> EmailMessage:
+def build_digest_email(
+    digest: Digest,
+    sender: str,
+    recipients: Sequence[str],
+    *,
+    pdf: bytes | None = None,
+    charts: DigestCharts | None = None,
+) -> EmailMessage:
     """The digest as an HTML e-mail: charts as inline CID images (mail clients block data URIs),
-    with a plain-text alternative carrying the headline numbers."""
-    charts = draw_charts(digest)
+    a plain-text alternative carrying the headline numbers, and the PDF attached when given."""
+    charts = charts or draw_charts(digest)
     domain = sender.rpartition("@")[2] or "localhost"
     cids = {name: make_msgid(f"bieu-do-{name}", domain=domain) for name in ("sentiment", "topics")}
     html = _render(
@@ -387,7 +394,8 @@ def build_digest_email(digest: Digest, sender: str, recipients: Sequence[str]) -
     mail = EmailMessage()
     mail["Subject"] = digest_subject(digest)
     mail["From"] = sender
-    mail["To"] = ", ".join(recipients)
+    if recipients:
+        mail["To"] = ", ".join(recipients)
     mail["Date"] = format_datetime(digest.generated_at)
     mail["Message-ID"] = make_msgid(f"ban-tin-{digest.day.isoformat()}", domain=domain)
     h = digest.headline
@@ -404,11 +412,126 @@ def build_digest_email(digest: Digest, sender: str, recipients: Sequence[str]) -
     for name, png in (("sentiment", charts.sentiment), ("topics", charts.topics)):
         if png:
             html_part.add_related(png, maintype="image", subtype="png", cid=cids[name])
+    if pdf is not None:
+        mail.add_attachment(
+            pdf, maintype="application", subtype="pdf", filename=digest_filename(digest.day, "pdf")
+        )
     return mail
 
 
-def digest_filename(day: date) -> str:
-    return f"ban-tin-{day.isoformat()}.html"
+def digest_filename(day: date, suffix: str = "html") -> str:
+    return f"ban-tin-{day.isoformat()}.{suffix}"
+
+
+# --------------------------------------------------------------------------------------------------
+# PDF (WeasyPrint)
+# --------------------------------------------------------------------------------------------------
+
+#: DejaVu Sans covers every Vietnamese letter with its tone marks (ă â đ ê ô ơ ư + 5 tones, precomposed
+#: and combining). It ships with matplotlib (a dependency), so the PDF never depends on system fonts.
+PDF_FONT_FAMILY = "Duluan Sans"
+
+
+def pdf_font_files() -> dict[tuple[str, str], Path]:
+    """(weight, style) → the TrueType file used for that face in the PDF."""
+    import matplotlib
+
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return {
+        ("normal", "normal"): fonts / "DejaVuSans.ttf",
+        ("bold", "normal"): fonts / "DejaVuSans-Bold.ttf",
+        ("normal", "italic"): fonts / "DejaVuSans-Oblique.ttf",
+        ("bold", "italic"): fonts / "DejaVuSans-BoldOblique.ttf",
+    }
+
+
+def pdf_stylesheet() -> str:
+    """Embedded fonts and print layout (A4, page numbers) on top of the HTML's own CSS."""
+    faces = "\n".join(
+        f"@font-face {{ font-family: '{PDF_FONT_FAMILY}'; src: url('{path.as_uri()}'); "
+        f"font-weight: {weight}; font-style: {style}; }}"
+        for (weight, style), path in pdf_font_files().items()
+    )
+    return (
+        faces
+        + f"""
+@page {{ size: A4; margin: 16mm 14mm 18mm;
+  @bottom-center {{ content: "Trang " counter(page) " / " counter(pages);
+    font-family: '{PDF_FONT_FAMILY}'; font-size: 9pt; color: #666; }} }}
+body {{ max-width: none; padding: 0; font-size: 11pt; }}
+body, body * {{ font-family: '{PDF_FONT_FAMILY}', sans-serif !important; }}
+h2 {{ break-after: avoid; }}
+li, tr, img.chart {{ break-inside: avoid; }}
+a {{ color: #1a5276; text-decoration: none; }}
+"""
+    )
+
+
+def render_digest_pdf(digest: Digest, charts: DigestCharts | None = None) -> bytes:
+    """The digest as an A4 PDF: same content as the HTML, charts embedded, Vietnamese fonts embedded.
+
+    Only `data:` (the charts) and local `file:` URLs (the fonts) are fetched: rendering never touches
+    the network, whatever links the crawled documents carry.
+    """
+    from weasyprint import CSS, HTML
+    from weasyprint.text.fonts import FontConfiguration
+    from weasyprint.urls import URLFetcher
+
+    missing = [str(p) for p in pdf_font_files().values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"PDF fonts missing: {', '.join(missing)}; reinstall matplotlib")
+    html = render_digest_html(digest, charts)
+    fetcher = URLFetcher(allowed_protocols=("data", "file"))
+    font_config = FontConfiguration()
+    stylesheet = CSS(string=pdf_stylesheet(), font_config=font_config, url_fetcher=fetcher)
+    document = HTML(string=html, url_fetcher=fetcher, base_url=None)
+    pdf = document.write_pdf(stylesheets=[stylesheet], font_config=font_config)
+    assert isinstance(pdf, bytes)
+    return pdf
+
+
+def _atomic_write_bytes(target: Path, data: bytes) -> None:
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class DigestArchive:
+    """The archived files of one day's digest (lưu trữ bản tin)."""
+
+    html: Path
+    pdf: Path | None
+    email: Path | None
+
+
+def archive_digest(
+    digest: Digest, out_dir: Path, *, pdf: bool = True, email_sender: str | None = None
+) -> DigestArchive:
+    """Write `ban-tin-DAY.html`, and `.pdf` and the e-mail to send (`.eml`, the PDF attached) when
+    asked; each atomically, with the charts drawn once for all three."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    charts = draw_charts(digest)
+    html_path = out_dir / digest_filename(digest.day)
+    _atomic_write_bytes(html_path, render_digest_html(digest, charts).encode("utf-8"))
+    pdf_path = eml_path = None
+    pdf_bytes = render_digest_pdf(digest, charts) if pdf else None
+    if pdf_bytes is not None:
+        pdf_path = out_dir / digest_filename(digest.day, "pdf")
+        _atomic_write_bytes(pdf_path, pdf_bytes)
+    if email_sender is not None:
+        mail = build_digest_email(digest, email_sender, [], pdf=pdf_bytes, charts=charts)
+        eml_path = out_dir / digest_filename(digest.day, "eml")
+        _atomic_write_bytes(eml_path, bytes(mail))
+    return DigestArchive(html_path, pdf_path, eml_path)
 
 
 def write_digest(digest: Digest, out_dir: Path) -> Path:

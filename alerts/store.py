@@ -117,6 +117,51 @@ alert_deliveries = sa.Table(
 )
 
 
+#: The daily digest's own outbox (hàng đợi gửi bản tin): one row per day, recipient group and address,
+#: with the same claim-before-send statuses as `alert_deliveries`. `message_path` is the archived e-mail
+#: (.eml) that is sent, so a retry sends exactly what was rendered at digest time.
+digest_deliveries = sa.Table(
+    "digest_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("recipient_group", sa.String(100), nullable=False),
+    sa.Column("recipient", sa.String(300), nullable=False),
+    sa.Column("idempotency_key", sa.String(300), nullable=False, unique=True),
+    sa.Column("message_path", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("claimed_at", UtcDateTime, nullable=True),
+    sa.Column("sent_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_digest_deliveries_status_next", "status", "next_attempt_at"),
+)
+
+#: Leases (quyền chạy lịch): one row per name; the holder renews `expires_at` by heartbeat. Only the
+#: holder of the "scheduler" lease runs scheduled jobs, however many service processes are started.
+service_leases = sa.Table(
+    "service_leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired_at", UtcDateTime, nullable=False),
+    sa.Column("renewed_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+
+#: APScheduler's SQLAlchemy job store table, declared (same shape as APScheduler 3 creates it) so the
+#: migration creates it before two service processes could race to create it at start.
+scheduler_jobs = sa.Table(
+    "scheduler_jobs",
+    metadata,
+    sa.Column("id", sa.Unicode(191), primary_key=True),
+    sa.Column("next_run_time", sa.Float(25), index=True),
+    sa.Column("job_state", sa.LargeBinary, nullable=False),
+)
+
 # --------------------------------------------------------------------------------------------------
 # Rule specification and validation
 # --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ file named by `DULUAN_CONFIG`) → `DULUAN_*` environment variables (nested keys
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -75,10 +76,74 @@ class IndexSettings(_Section):
     backend: Literal["tantivy"] = "tantivy"
 
 
+class SmtpSettings(_Section):
+    """The mail relay alerts and digests go out through; e-mail is off while `host` is empty."""
+
+    host: str = Field("", description="SMTP server; empty: e-mail not configured (messages wait).")
+    port: int = Field(587, ge=1, le=65535)
+    username: str = Field("", description="Login; empty: no AUTH.")
+    password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    starttls: bool = Field(
+        True, description="Upgrade with STARTTLS (port 587); false only for a local relay."
+    )
+    implicit_tls: bool = Field(False, description="TLS from the first byte (port 465) instead of STARTTLS.")
+    verify_tls: bool = True
+    ca_file: Path | None = Field(None, description="A private CA for an internal relay.")
+    sender: str = Field("duluan@localhost", pattern=r"^[^@\s]+@[^@\s]+$", description="From address.")
+    sender_name: str = "Duluan – Trung tâm IOC"
+    timeout_s: float = Field(20.0, gt=0)
+
+
+class WebhookSecretSettings(_Section):
+    secret: SecretStr = Field(SecretStr(""), description="HMAC-SHA256 key; empty: webhooks not configured.")
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class TelegramSettings(_Section):
+    bot_token: SecretStr = Field(
+        SecretStr(""), description="From @BotFather; empty: Telegram not configured."
+    )
+    api_base: str = "https://api.telegram.org"
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class ZaloSettings(_Section):
+    oa_access_token: SecretStr = Field(
+        SecretStr(""), description="Zalo Official Account access token; empty: Zalo not configured."
+    )
+    api_url: str = "https://openapi.zalo.me/v3.0/oa/message/cs"
+    timeout_s: float = Field(10.0, gt=0)
+
+
 class AlertSettings(_Section):
     rule_interval_minutes: int = Field(5, ge=1)
     digest_time: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, local time.")
     ui_base_url: str = "http://127.0.0.1:8000"
+    delivery_interval_seconds: int = Field(60, ge=5, description="How often the outbox sender runs.")
+    digest_groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Digest recipient groups (nhóm nhận bản tin): group name → e-mail addresses.",
+    )
+    digest_pdf: bool = Field(True, description="Also render the digest as PDF (archived and attached).")
+    state_retention_days: int = Field(14, ge=7, description="Housekeeping forgets per-key rule state older.")
+    scheduler_lease_seconds: int = Field(
+        60, ge=5, description="A scheduler that stops renewing its lease this long is replaced by another."
+    )
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    webhook: WebhookSecretSettings = Field(default_factory=WebhookSecretSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    zalo: ZaloSettings = Field(default_factory=ZaloSettings)
+
+    @field_validator("digest_groups")
+    @classmethod
+    def _addresses(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad = [f"{group}: {a!r}" for group, items in value.items() for a in items if not _EMAIL.match(a)]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {', '.join(bad)}")
+        return value
+
+
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
 class ProvinceSettings(_Section):
