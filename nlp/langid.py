@@ -168,6 +168,49 @@ _EN_FUNCTION = frozenset(
 )
 
 
+#: Foreign words and interjections common in Vietnamese comments (they are not syllables).
+_LOANWORDS = frozenset(
+    {
+        "ok",
+        "oke",
+        "okela",
+        "link",
+        "video",
+        "clip",
+        "facebook",
+        "fb",
+        "like",
+        "share",
+        "comment",
+        "cmt",
+        "bro",
+        "covid",
+        "haha",
+        "hihi",
+        "huhu",
+        "hehe",
+        "kkk",
+        "sale",
+        "shop",
+        "ship",
+        "online",
+        "livestream",
+        "idol",
+        "fan",
+        "team",
+        "test",
+        "app",
+        "game",
+        "wifi",
+        "youtube",
+        "tiktok",
+        "zalo",
+        "shopee",
+        "lol",
+    }
+)
+
+
 def is_vietnamese_syllable(token: str) -> bool:
     """True if ``token`` (with or without diacritics) is a well-formed Vietnamese syllable."""
     return bool(_SYLLABLE_RE.match(remove_diacritics(token).lower()))
@@ -188,11 +231,11 @@ def detect_language(text: str) -> tuple[str, float]:
     if len(lowered) != n:  # a letter outside Vietnamese/Latin split differently: fall back per token
         lowered = [remove_diacritics(t).lower() for t in tokens]
     marked = sum(1 for raw, plain in zip(tokens, lowered, strict=True) if raw.lower() != plain) / n
-    valid = sum(1 for t in lowered if _SYLLABLE_RE.match(t) or t in TEENCODE) / n
+    valid = sum(1 for t in lowered if _SYLLABLE_RE.match(t) or t in TEENCODE or t in _LOANWORDS) / n
     vi_func = sum(1 for t in lowered if t in _VI_FUNCTION) / n
     en_func = sum(1 for t in lowered if t in _EN_FUNCTION) / n
 
-    if marked >= 0.3 and valid >= 0.6:
+    if marked >= 0.2 and valid >= 0.6:
         return "vi", round(min(1.0, 0.6 + marked * 0.4 + valid * 0.2) * length_factor, 3)
     # Unaccented: almost every token must be a syllable, with Vietnamese function words about.
     vi_score = valid**2 * (0.7 + min(0.3, vi_func * 2 + marked))

@@ -42,3 +42,16 @@ def test_syllable_inventory() -> None:
     assert is_vietnamese_syllable("khuya")
     assert not is_vietnamese_syllable("street")
     assert not is_vietnamese_syllable("and")
+
+
+def test_comments_with_loanwords_are_vietnamese() -> None:
+    assert detect_language("Cùng tham gia chống covid-19 nha huhu")[0] == "vi"
+    assert detect_language("Le gouvernement a annoncé lundi que le président")[0] != "vi"
+
+
+def test_real_comments_are_mostly_recognised(datasets) -> None:
+    from .conftest import read_rows
+
+    rows = read_rows(datasets / "vihsd" / "dev.jsonl.gz", limit=1000)
+    share = sum(detect_language(r["text"])[0] == "vi" for r in rows) / len(rows)
+    assert share > 0.9  # the rest: emoji-only, "hahaha", English phrases
