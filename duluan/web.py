@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -248,6 +248,7 @@ class WebState:
 
 def create_app(settings: Settings) -> FastAPI:
     st = WebState(settings)
+    TEMPLATES.env.filters["local"] = lambda value: local_time(value, settings.tz)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -1278,6 +1279,16 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 # -- small helpers -------------------------------------------------------------------------------------
+
+
+def local_time(value: datetime | str | None, tz: tzinfo) -> str:
+    """A UTC timestamp (datetime or ISO string) as local 'dd/mm/YYYY HH:MM' for people."""
+    if value is None or value == "":
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M")
 
 
 def _quote(value: str) -> str:

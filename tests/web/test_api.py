@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from alerts.store import RuleSpec
@@ -26,17 +26,27 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return build_home(tmp_path_factory.mktemp("api") / "home")
 
 
-@pytest.fixture(scope="module")
-def app_client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
-        yield client
+_APPS: dict[str, FastAPI] = {}
+
+
+def shared_app(settings: Settings) -> FastAPI:
+    """One app per test home (building one migrates the database, which takes a while)."""
+    key = str(settings.home)
+    if key not in _APPS:
+        _APPS[key] = create_app(settings)
+    return _APPS[key]
 
 
 def api(settings: Settings, username: str) -> TestClient:
     engine = open_database(settings.db_url)
     token = accounts.create_api_token(engine, username, "test")
     engine.dispose()
-    return TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"})
+    return TestClient(shared_app(settings), headers={"Authorization": f"Bearer {token}"})
+
+
+def browser(settings: Settings) -> TestClient:
+    """A fresh cookie jar on the shared app."""
+    return TestClient(shared_app(settings))
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD, next: str = "/") -> object:
@@ -54,7 +64,7 @@ def session_csrf(client: TestClient) -> str:
 
 
 def test_every_route_but_probes_login_and_static_needs_a_user(settings: Settings) -> None:
-    client = TestClient(create_app(settings))
+    client = browser(settings)
     assert client.get("/healthz").status_code == 200
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/login").status_code == 200
@@ -71,7 +81,7 @@ def test_every_route_but_probes_login_and_static_needs_a_user(settings: Settings
 
 
 def test_login_sets_safe_cookie_and_refuses_open_redirects(settings: Settings) -> None:
-    client = TestClient(create_app(settings))
+    client = browser(settings)
     done = login(client, "staff1", next="//evil.example/steal")
     assert done.status_code == 303 and done.headers["location"] == "/"  # type: ignore[attr-defined]
     cookie = done.headers["set-cookie"].lower()  # type: ignore[attr-defined]
@@ -92,7 +102,7 @@ def test_secure_cookie_behind_tls(settings: Settings) -> None:
 
 
 def test_login_is_rate_limited(settings: Settings) -> None:
-    client = TestClient(create_app(settings))
+    client = TestClient(create_app(settings))  # its own throttle
     codes = [login(client, "leader1", "sai-mat-khau-roi").status_code for _ in range(6)]  # type: ignore[attr-defined]
     assert codes[:5] == [401] * 5 and codes[5] == 429
     blocked = login(client, "leader1")  # even the right password waits
@@ -101,7 +111,7 @@ def test_login_is_rate_limited(settings: Settings) -> None:
 
 
 def test_forms_need_the_session_csrf_token(settings: Settings) -> None:
-    client = TestClient(create_app(settings))
+    client = browser(settings)
     login(client, "analyst1")
     no_token = client.post("/documents/doc6/label", data={"field": "topic", "value": "kinh-te"})
     assert no_token.status_code == 403 and "CSRF" in no_token.text
@@ -300,7 +310,7 @@ def test_ui_pages_render_for_each_role(settings: Settings) -> None:
         },
     }
     for username, codes in expected.items():
-        client = TestClient(create_app(settings))
+        client = browser(settings)
         login(client, username)
         got = {path: client.get(path).status_code for path in codes}
         assert got == codes, username
@@ -328,7 +338,7 @@ def test_alert_history_and_the_page_alert_messages_link_to(settings: Settings) -
     history = analyst.get("/api/v1/alerts", params={"rule": "Cháy chợ"}).json()
     assert [h["id"] for h in history] == [alert.id]
     assert api(settings, "staff1").get(f"/api/v1/alerts/{alert.id}").status_code == 404  # not their rule
-    client = TestClient(create_app(settings))
+    client = browser(settings)
     login(client, "analyst1")
     path = alert_link("http://testserver", alert.id).removeprefix("http://testserver")
     page = client.get(path)
