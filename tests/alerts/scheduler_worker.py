@@ -55,3 +55,21 @@ def main(db_url: str, ticks_file: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+
+
+CALLS_ENV = "DULUAN_TEST_CALLS_FILE"
+
+
+def count_call() -> None:
+    """A job that records each of its runs (one line per run)."""
+    with open(os.environ[CALLS_ENV], "a", encoding="utf-8") as out:
+        out.write(f"{time.time():.3f}\n")
+
+
+def crash_on_first_run() -> None:
+    """A job whose first run crashes; later runs succeed."""
+    path = os.environ[CALLS_ENV]
+    first = not os.path.exists(path)
+    count_call()
+    if first:
+        raise RuntimeError("lỗi thử nghiệm: first run crashes")
