@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crawlers.social_api import facebook_page_ref, youtube_target
 from schema.document import SourceType
 
 #: The seed list shipped with the service.
@@ -58,6 +59,15 @@ class SourceKind(StrEnum):
 WEB_KINDS = frozenset(
     {SourceKind.rss, SourceKind.sitemap, SourceKind.listing, SourceKind.telegram, SourceKind.xenforo}
 )
+#: Families read through an official API (key or token from settings); start URLs name what to read.
+API_KINDS = frozenset({SourceKind.facebook, SourceKind.youtube})
+#: The `source_type` a family's documents get when the entry does not say.
+_DEFAULT_SOURCE_TYPE = {
+    SourceKind.facebook: SourceType.social,
+    SourceKind.youtube: SourceType.social,
+    SourceKind.telegram: SourceType.social,
+    SourceKind.xenforo: SourceType.forum,
+}
 
 _INTERVAL = re.compile(r"^(?:every\s+)?(\d+)\s*(m|min|h|d)$")
 _CRON = re.compile(r"^\S+(\s+\S+){4}$")
@@ -91,6 +101,11 @@ class SiteRulesSpec(BaseModel):
     max_age_days: float | None = Field(default=None, gt=0, description="Skip older feed/sitemap entries.")
     max_sitemaps: int = Field(default=5, ge=1, description="Newest N child sitemaps.")
     max_thread_pages: int = Field(default=3, ge=1, description="Forum: pages read per thread and run.")
+    comments: bool = Field(default=True, description="Facebook/YouTube: also read comments (bình luận).")
+    max_comments: int = Field(default=100, ge=1, description="Facebook/YouTube: comments per post and run.")
+    max_api_pages: int = Field(
+        default=3, ge=1, description="Facebook/YouTube: pages of posts/videos per start URL and run."
+    )
 
     @field_validator("link_allow", "link_deny")
     @classmethod
@@ -138,8 +153,15 @@ class SourceSpec(BaseModel):
 
     @model_validator(mode="after")
     def _web_sources_need_urls(self) -> SourceSpec:
-        if self.type in WEB_KINDS and not self.start_urls:
+        if self.type in WEB_KINDS | API_KINDS and not self.start_urls:
             raise ValueError(f"a {self.type.value} source needs at least one start URL")
+        for url in self.start_urls:
+            if self.type == SourceKind.facebook:
+                facebook_page_ref(url)
+            elif self.type == SourceKind.youtube:
+                youtube_target(url)
+        if "source_type" not in self.model_fields_set and self.type in _DEFAULT_SOURCE_TYPE:
+            self.source_type = _DEFAULT_SOURCE_TYPE[self.type]
         return self
 
     def interval_minutes(self) -> int:

@@ -19,7 +19,7 @@ from scrapy.crawler import Crawler, CrawlerProcess
 
 from crawlers.clustering import StoryClusterer
 from crawlers.items import STAT_PREFIX, RunContext
-from crawlers.registry import WEB_KINDS, SourceSpec
+from crawlers.registry import API_KINDS, WEB_KINDS, SourceSpec
 from crawlers.spiders import SourceSpider
 from crawlers.state import CrawlState
 from schema.document import Document
@@ -55,6 +55,11 @@ class CrawlConfig:
     log_level: str = "INFO"
     #: Let Scrapy install its root log handler; False when the caller configured logging already.
     configure_logging: bool = True
+    #: Social APIs; the secrets never appear in URLs, logs or this dataclass's repr.
+    facebook_graph_url: str = "https://graph.facebook.com/v19.0"
+    facebook_page_token: str = field(default="", repr=False)
+    youtube_api_url: str = "https://www.googleapis.com/youtube/v3"
+    youtube_api_key: str = field(default="", repr=False)
 
 
 @dataclass
@@ -192,7 +197,7 @@ def run_crawl(
     process = CrawlerProcess(scrapy_settings(config))
     crawlers: list[tuple[Crawler, RunContext]] = []
     for source in sources:
-        if source.type not in WEB_KINDS:
+        if source.type not in WEB_KINDS | API_KINDS:
             log.error("source %s: type %s has no spider in this build; skipped", source.id, source.type.value)
             report.sources[source.id] = SourceReport(source_id=source.id, errors={"unsupported_type": 1})
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import gzip
 import io
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -19,12 +20,13 @@ from typing import Any
 
 import feedparser
 import scrapy
+from scrapy.exceptions import CloseSpider
 from scrapy.http import Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
 from scrapy.utils.sitemap import Sitemap
 from twisted.python.failure import Failure
 
-from crawlers import xenforo
+from crawlers import social_api, xenforo
 from crawlers.extract import ExtractedArticle
 from crawlers.items import STAT_PREFIX, CrawlItem, FetchedPage, RunContext
 from crawlers.registry import SourceKind
@@ -117,6 +119,10 @@ class SourceSpider(scrapy.Spider):
             SourceKind.telegram: self.parse_telegram,
             SourceKind.xenforo: self.parse_forum,
         }
+        if source.type in (SourceKind.facebook, SourceKind.youtube):
+            for request in self._api_start_requests():
+                yield request
+            return
         callback = callbacks.get(source.type, self.parse_listing)
         for url in source.start_urls:
             headers = {}
@@ -325,6 +331,241 @@ class SourceSpider(scrapy.Spider):
                     fetched_at=datetime.now(UTC),
                 ),
                 article=post,
+            )
+
+    # ---------------------------------------------------------------- social APIs (Facebook, YouTube)
+
+    def _api_request(
+        self, url: str, callback: Any, meta: dict[str, Any], start_url: str | None = None
+    ) -> scrapy.Request:
+        """An API call: secret in a header, every status handed to the callback, robots.txt not
+        consulted (an API is not a crawlable site; its terms govern its use)."""
+        config = self.context.config
+        if self.context.source.type == SourceKind.facebook:
+            headers = {"Authorization": f"Bearer {config.facebook_page_token}"}
+        else:
+            headers = {"X-Goog-Api-Key": config.youtube_api_key}
+        headers["Accept"] = "application/json"
+        full_meta = {**meta, "handle_httpstatus_all": True, "dont_obey_robotstxt": True}
+        if start_url:
+            full_meta["start_url"] = start_url
+        return scrapy.Request(
+            url,
+            callback=callback,
+            errback=self.on_start_error if start_url else self.on_page_error,
+            headers=headers,
+            meta=full_meta,
+            dont_filter=bool(start_url),
+        )
+
+    def _api_start_requests(self) -> Iterator[scrapy.Request]:
+        source, config = self.context.source, self.context.config
+        is_facebook = source.type == SourceKind.facebook
+        secret, setting = (
+            (config.facebook_page_token, "crawl.facebook_page_token")
+            if is_facebook
+            else (config.youtube_api_key, "crawl.youtube_api_key")
+        )
+        if not secret:
+            log.error("source %s: no credentials; set %s to read %s", source.id, setting, source.type.value)
+            for url in source.start_urls:
+                self.context.start_failures[url] = "no_credentials"
+            self.count("errors/no_credentials")
+            return
+        since = (
+            datetime.now(UTC) - timedelta(days=source.site_rules.max_age_days)
+            if source.site_rules.max_age_days
+            else None
+        )
+        for url in source.start_urls:
+            if is_facebook:
+                api_url = social_api.facebook_posts_url(
+                    config.facebook_graph_url, social_api.facebook_page_ref(url)
+                )
+                yield self._api_request(api_url, self.parse_facebook_posts, {"api_pages": 1}, url)
+                continue
+            target = social_api.youtube_target(url)
+            base = config.youtube_api_url
+            if target.kind == "search":
+                api_url = social_api.youtube_search_url(base, target.value, published_after=since)
+                meta = {"yt_search": target.value, "yt_since": since, "api_pages": 1}
+                yield self._api_request(api_url, self.parse_youtube_videos, meta, url)
+            elif target.kind == "playlist":
+                api_url = social_api.youtube_playlist_items_url(base, target.value)
+                meta = {"yt_playlist": target.value, "api_pages": 1}
+                yield self._api_request(api_url, self.parse_youtube_videos, meta, url)
+            else:
+                api_url = social_api.youtube_channels_url(base, target)
+                yield self._api_request(api_url, self.parse_youtube_channel, {}, url)
+
+    def _api_payload(self, response: Response) -> Any | None:
+        """The JSON data of an API response, or None after counting and logging its error.
+
+        Rate limits, exhausted quota and bad credentials stop this source's crawl (`CloseSpider`):
+        calling on would only burn quota; the next scheduled run starts afresh.
+        """
+        source = self.context.source
+        try:
+            payload: Any = json.loads(response.body)
+        except ValueError:
+            payload = None
+        if source.type == SourceKind.facebook:
+            error = social_api.facebook_error(payload, response.status)
+        else:
+            error = social_api.youtube_error(payload, response.status)
+        if error is None and (payload is None or response.status >= 400):
+            error = social_api.ApiError("api_malformed", f"http_{response.status}", "the body is not JSON")
+        start_url = response.meta.get("start_url")
+        if error is None:
+            if start_url:
+                self.context.start_ok.add(start_url)
+            return payload
+        self.count(f"errors/{error.kind}")
+        if start_url and start_url not in self.context.start_ok:
+            self.context.start_failures[start_url] = error.kind
+        level = logging.INFO if error.kind == "comments_disabled" else logging.ERROR
+        advice = {
+            "rate_limited": "stopping this source until its next scheduled run",
+            "quota_exceeded": "daily quota used up (resets at midnight Pacific time); stopping this source",
+            "auth": "check the token/key in settings (crawl.facebook_page_token / crawl.youtube_api_key)",
+        }.get(error.kind, "skipped")
+        log.log(
+            level,
+            "source %s: %s API error %s (%s) on %s: %s; %s",
+            source.id,
+            source.type.value,
+            error.code,
+            error.kind,
+            response.url,
+            error.message,
+            advice,
+        )
+        if error.stops_run:
+            raise CloseSpider(f"{source.type.value}_{error.kind}")
+        return None
+
+    def _api_page(self, parse: Any, payload: Any, *args: Any) -> Any | None:
+        try:
+            return parse(payload, *args)
+        except social_api.ApiResponseError as exc:
+            self.count("errors/api_malformed")
+            log.error("source %s: unexpected API response: %s", self.context.source.id, exc)
+            return None
+
+    def _comment_requests(self, targets: tuple[tuple[str, str], ...]) -> Iterator[scrapy.Request]:
+        rules, config = self.context.source.site_rules, self.context.config
+        if not rules.comments:
+            return
+        for object_id, parent_url in targets:
+            if self.context.source.type == SourceKind.facebook:
+                url = social_api.facebook_comments_url(
+                    config.facebook_graph_url, object_id, limit=min(100, rules.max_comments)
+                )
+                meta = {"parent_url": parent_url, "comments_read": 0}
+                yield self._api_request(url, self.parse_facebook_comments, meta)
+            else:
+                url = social_api.youtube_comment_threads_url(config.youtube_api_url, object_id)
+                yield self._api_request(
+                    url, self.parse_youtube_comments, {"video_id": object_id, "comments_read": 0}
+                )
+
+    def parse_facebook_posts(self, response: Response) -> Iterator[Any]:
+        """`/<page>/posts`: each unseen post is an item; comments of every listed post are read;
+        older pages follow `paging.next` while they still bring unseen posts."""
+        payload = self._api_payload(response)
+        page = self._api_page(social_api.parse_facebook_posts, payload) if payload is not None else None
+        if page is None:
+            return
+        items = list(self._post_items(page.posts))
+        yield from items
+        yield from self._comment_requests(page.comment_targets)
+        pages = int(response.meta.get("api_pages", 1))
+        if items and page.next_url and pages < self.context.source.site_rules.max_api_pages:
+            yield self._api_request(page.next_url, self.parse_facebook_posts, {"api_pages": pages + 1})
+
+    def parse_facebook_comments(self, response: Response) -> Iterator[Any]:
+        """`/<post>/comments`, newest first: unseen comments are items; next pages while fresh."""
+        payload = self._api_payload(response)
+        parent = response.meta["parent_url"]
+        page = (
+            self._api_page(social_api.parse_facebook_comments, payload, parent)
+            if payload is not None
+            else None
+        )
+        if page is None:
+            return
+        items = list(self._post_items(page.posts))
+        yield from items
+        read = int(response.meta.get("comments_read", 0)) + len(page.posts)
+        if items and page.next_url and read < self.context.source.site_rules.max_comments:
+            meta = {"parent_url": parent, "comments_read": read}
+            yield self._api_request(page.next_url, self.parse_facebook_comments, meta)
+
+    def parse_youtube_channel(self, response: Response) -> Iterator[scrapy.Request]:
+        """`channels.list` → the channel's uploads playlist."""
+        payload = self._api_payload(response)
+        if payload is None:
+            return
+        uploads = self._api_page(social_api.parse_youtube_channels, payload)
+        if not uploads:
+            self.count("errors/not_found")
+            start_url = response.meta.get("start_url")
+            if start_url:
+                self.context.start_ok.discard(start_url)
+                self.context.start_failures[start_url] = "not_found"
+            log.error("source %s: no YouTube channel found for %s", self.context.source.id, start_url)
+            return
+        url = social_api.youtube_playlist_items_url(self.context.config.youtube_api_url, uploads)
+        yield self._api_request(url, self.parse_youtube_videos, {"yt_playlist": uploads, "api_pages": 1})
+
+    def parse_youtube_videos(self, response: Response) -> Iterator[Any]:
+        """`playlistItems.list` or `search.list` page: unseen videos are items, their comments read."""
+        payload = self._api_payload(response)
+        if payload is None:
+            return
+        query = response.meta.get("yt_search")
+        parse = social_api.parse_youtube_search if query else social_api.parse_youtube_playlist_items
+        parsed = self._api_page(parse, payload)
+        if parsed is None:
+            return
+        page, next_token = parsed
+        items = list(self._post_items(page.posts))
+        yield from items
+        yield from self._comment_requests(page.comment_targets)
+        pages = int(response.meta.get("api_pages", 1))
+        if not (items and next_token and pages < self.context.source.site_rules.max_api_pages):
+            return
+        base = self.context.config.youtube_api_url
+        meta = {
+            **{k: response.meta.get(k) for k in ("yt_search", "yt_since", "yt_playlist")},
+            "api_pages": pages + 1,
+        }
+        url = (
+            social_api.youtube_search_url(base, query, next_token, response.meta.get("yt_since"))
+            if query
+            else social_api.youtube_playlist_items_url(base, response.meta["yt_playlist"], next_token)
+        )
+        yield self._api_request(url, self.parse_youtube_videos, meta)
+
+    def parse_youtube_comments(self, response: Response) -> Iterator[Any]:
+        """`commentThreads.list`, newest first: unseen comments and replies are items."""
+        payload = self._api_payload(response)
+        video_id = response.meta["video_id"]
+        parsed = (
+            self._api_page(social_api.parse_youtube_comment_threads, payload, video_id) if payload else None
+        )
+        if parsed is None:
+            return
+        page, next_token = parsed
+        items = list(self._post_items(page.posts))
+        yield from items
+        read = int(response.meta.get("comments_read", 0)) + len(page.posts)
+        if items and next_token and read < self.context.source.site_rules.max_comments:
+            url = social_api.youtube_comment_threads_url(
+                self.context.config.youtube_api_url, video_id, next_token
+            )
+            yield self._api_request(
+                url, self.parse_youtube_comments, {"video_id": video_id, "comments_read": read}
             )
 
     # ---------------------------------------------------------------- articles

@@ -44,4 +44,8 @@ def crawl_config(settings: Settings) -> CrawlConfig:
         timeout_s=c.timeout_s,
         log_level=settings.log_level,
         configure_logging=False,  # duluan.logs already configured the root logger
+        facebook_graph_url=c.facebook_graph_url,
+        facebook_page_token=c.facebook_page_token.get_secret_value(),
+        youtube_api_url=c.youtube_api_url,
+        youtube_api_key=c.youtube_api_key.get_secret_value(),
     )

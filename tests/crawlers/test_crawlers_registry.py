@@ -126,10 +126,29 @@ def test_schedules(schedule: str, minutes: int) -> None:
     assert spec.interval_minutes() == minutes
 
 
-def test_api_sources_need_no_start_urls_but_web_ones_do() -> None:
-    spec = SourceSpec.model_validate(
-        {"id": "yt", "name": "YouTube", "type": "youtube", "source_type": "social"}
-    )
-    assert spec.source_type.value == "social"
+def test_every_family_needs_start_urls_and_api_ones_must_name_what_to_read() -> None:
     with pytest.raises(ValueError, match="needs at least one start URL"):
         SourceSpec.model_validate({"id": "voz", "name": "VOZ", "type": "xenforo", "source_type": "forum"})
+    with pytest.raises(ValueError, match="needs at least one start URL"):
+        SourceSpec.model_validate({"id": "yt", "name": "YouTube", "type": "youtube"})
+    with pytest.raises(ValueError, match="search_query"):
+        SourceSpec.model_validate(
+            {"id": "yt", "name": "YouTube", "type": "youtube", "start_urls": ["https://www.youtube.com/feed"]}
+        )
+    with pytest.raises(ValueError, match="not a Facebook page"):
+        SourceSpec.model_validate(
+            {"id": "fb", "name": "FB", "type": "facebook", "start_urls": ["https://baodongnai.com.vn/"]}
+        )
+
+
+def test_social_and_forum_families_default_their_source_type() -> None:
+    def source_type(kind: str, url: str, **extra: str) -> str:
+        raw = {"id": "x", "name": "X", "type": kind, "start_urls": [url], **extra}
+        return SourceSpec.model_validate(raw).source_type.value
+
+    assert source_type("facebook", "https://www.facebook.com/baodongnai.vn") == "social"
+    assert source_type("youtube", "https://www.youtube.com/@baodongnaitv") == "social"
+    assert source_type("telegram", "https://t.me/s/baodongnai") == "social"
+    assert source_type("xenforo", "https://voz.vn/f/17/") == "forum"
+    assert source_type("rss", "https://vnexpress.net/rss/tin-moi-nhat.rss") == "news"
+    assert source_type("telegram", "https://t.me/s/vnexpress", source_type="news") == "news", "explicit wins"

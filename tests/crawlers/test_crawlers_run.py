@@ -1,58 +1,18 @@
 """End-to-end crawls with `run_crawl` in a child process against servers on 127.0.0.1."""
 
 import gzip
-import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from crawling import crawl
 
 from crawlers.urls import document_id
 from duluan.demo_site import DemoSite, serve_demo_site
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHILD = Path(__file__).resolve().parent / "crawl_child.py"
-FAST = {
-    "download_delay_s": 0,
-    "timeout_s": 3,
-    "retry_times": 0,
-    "log_level": "WARNING",
-    "flush_interval_s": 1,
-}
-
-
-def crawl(
-    tmp: Path, sources: list[dict[str, Any]], state_dir: Path | None = None, **extra: Any
-) -> tuple[dict, list]:
-    """Run one crawl in a child process; returns (report JSON, documents the sink received)."""
-    out = tmp / f"docs-{len(list(tmp.glob('docs-*')))}.jsonl"
-    job = {
-        "sources": sources,
-        "config": {**FAST, **extra.pop("config", {})},
-        "state_dir": str(state_dir or tmp / "state"),
-        "out": str(out),
-        **extra,
-    }
-    job_path = tmp / "job.json"
-    job_path.write_text(json.dumps(job), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run(
-        [sys.executable, str(CHILD), str(job_path)],
-        capture_output=True, text=True, timeout=90, cwd=REPO_ROOT, env=env, check=False,
-    )  # fmt: skip
-    docs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if out.exists() else []
-    if extra.get("kill_on_batch") and proc.returncode == -9:
-        return {"killed": True}, docs
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1]), docs
 
 
 @pytest.fixture(scope="module")
@@ -255,16 +215,22 @@ def test_bad_input_is_counted_never_fatal(bad_site: str, tmp_path: Path) -> None
     assert garbage["errors"] == {"feed_malformed": 1} and garbage["fetched"] == 0
 
 
-def test_unsupported_and_unreachable_sources_are_reported_quickly(tmp_path: Path) -> None:
+def test_unconfigured_and_unreachable_sources_are_reported_quickly(tmp_path: Path) -> None:
     port = _closed_port()
     sources = [
         {"id": "a", "name": "A", "type": "sitemap", "start_urls": [f"http://127.0.0.1:{port}/sitemap.xml"]},
         {"id": "b", "name": "B", "type": "listing", "start_urls": [f"http://127.0.0.1:{port}/"]},
-        {"id": "yt", "name": "Kênh YouTube", "type": "youtube", "source_type": "social"},
+        {
+            "id": "yt",
+            "name": "Kênh YouTube",
+            "type": "youtube",
+            "start_urls": ["https://www.youtube.com/@vtv24"],
+        },
     ]
     report, docs = crawl(tmp_path, sources)
     assert docs == []
     assert "connection_refused" in report["sources"]["a"]["unreachable"]
     assert "connection_refused" in report["sources"]["b"]["unreachable"]
-    assert report["sources"]["yt"]["errors"] == {"unsupported_type": 1}
+    assert report["sources"]["yt"]["errors"] == {"no_credentials": 1}, "no API key configured"
+    assert "no_credentials" in report["sources"]["yt"]["unreachable"]
     assert report["duration_s"] < 20
