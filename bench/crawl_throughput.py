@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -42,6 +43,11 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -86,20 +92,21 @@ def main() -> None:
             index.upsert(batch)
             before, indexed = indexed, indexed + len(batch)
             if indexed // args.sample_every > before // args.sample_every:
-                samples.append(
-                    {
-                        "indexed": indexed,
-                        "rss_mb": round(rss_mb(), 1),
-                        "elapsed_s": round(time.monotonic() - started, 1),
-                    }
-                )
+                sample = {
+                    "indexed": indexed,
+                    "rss_mb": round(rss_mb(), 1),
+                    "elapsed_s": round(time.monotonic() - started, 1),
+                    "cpu_s": round(_cpu_s(), 1),
+                }
+                samples.append(sample)
+                print(json.dumps(sample), file=sys.stderr, flush=True)  # progress survives an interrupted run
 
         source = SourceSpec(
             id="demo",
             name="Demo",
-            type="sitemap",  # type: ignore[arg-type]
+            type="sitemap",
             start_urls=[sitemap_url],
-            site_rules={"max_items": pages + 10},  # type: ignore[arg-type]
+            site_rules={"max_items": pages + 10},
         )
         config = CrawlConfig(
             download_delay_s=0,
@@ -125,6 +132,8 @@ def main() -> None:
                 "index_count": searchable,
                 "seconds": round(elapsed, 1),
                 "pages_per_s": round(indexed / elapsed, 2),
+                "crawler_cpu_s_per_page": round(_cpu_s() / max(1, indexed), 4),
+                "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
                 "enrich": enrich is not None,
                 "cluster": not args.no_cluster,
                 "rss_mb_before_models": round(rss_before_models, 1),

@@ -43,6 +43,8 @@ def test_shipped_seed_has_national_and_provincial_outlets() -> None:
     assert all(not s.enabled for s in specs if s.source_type.value != "news"), (
         "social/forum sources are opt-in"
     )
+    social = {s.type for s in specs if s.source_type.value == "social"}
+    assert {SourceKind.facebook, SourceKind.youtube, SourceKind.telegram} <= social
 
 
 def test_upsert_then_list_round_trips_and_updates(engine: sa.Engine) -> None:
