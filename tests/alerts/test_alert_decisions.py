@@ -138,3 +138,21 @@ def test_silence_is_unusual() -> None:
     assert not silence_is_unusual(2 * hours, 3 * hours, active_days=14, history_days=14, min_active_share=0.8)
     # quiet at night every day: normal
     assert not silence_is_unusual(8 * hours, 3 * hours, active_days=2, history_days=14, min_active_share=0.8)
+
+
+def test_same_window_counts_from_hourly_buckets() -> None:
+    from alerts.rules import same_window_counts
+
+    hour = timedelta(hours=1)
+    base = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    # 10 documents in every hour of the previous days, except 40 at 09:00 two days back.
+    hourly = {base + i * hour: 10 for i in range(24 * 8)}
+    end = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    hourly[end - 2 * timedelta(days=1) - hour] = 40
+    # Aligned one-hour window: exact counts, newest day first.
+    assert same_window_counts(hourly, end - hour, end, 3) == [10, 40, 10]
+    # A 90-minute window from 08:30: half of 08:00 + all of 09:00, the edge hour pro-rated.
+    start = end - timedelta(minutes=90)
+    assert same_window_counts(hourly, start, end, 2) == pytest.approx([15.0, 45.0])
+    # Days before the data starts count as zero volume, not as missing.
+    assert same_window_counts({}, end - hour, end, 2) == [0.0, 0.0]
