@@ -45,10 +45,13 @@ SETTINGS: dict[str, Any] = {
             },
             "vi_folded": {
                 "type": "custom",
+                "char_filter": ["vi_d_stroke"],
                 "tokenizer": "vi_words",
                 "filter": ["vi_drop_long", "lowercase", "asciifolding"],
             },
         },
+        # asciifolding already maps đ→d; the explicit mapping keeps it true whatever the folding table.
+        "char_filter": {"vi_d_stroke": {"type": "mapping", "mappings": ["đ => d", "Đ => D"]}},
         "tokenizer": {"vi_words": {"type": "pattern", "pattern": r"[^\p{L}\p{N}]+"}},
         "filter": {"vi_drop_long": {"type": "length", "max": MAX_TOKEN_CHARS}},
     }
@@ -234,8 +237,39 @@ def filters_es(filters: SearchFilters | None) -> list[EsQuery]:
     return out
 
 
+#: Clauses per bool query kept below Elasticsearch 7.x's default `indices.query.bool.max_clause_count`.
+MAX_BOOL_CLAUSES = 512
+
+
+def split_wide_bools(query: Any, max_clauses: int = MAX_BOOL_CLAUSES) -> Any:
+    """Nest bool clause lists longer than `max_clauses` into chunks, with the same meaning.
+
+    A 1,500-word OR typed by staff must not hit "maxClauseCount is set to 1024" on 7.x clusters;
+    the limit applies per bool query, so `should: [a…z]` becomes `should: [{should: [a…m]}, …]`.
+    """
+    if isinstance(query, list):
+        return [split_wide_bools(item, max_clauses) for item in query]
+    if not isinstance(query, dict):
+        return query
+    out = {key: split_wide_bools(value, max_clauses) for key, value in query.items()}
+    bool_query = out.get("bool")
+    if not isinstance(bool_query, dict):
+        return out
+    for key in ("should", "must", "filter", "must_not"):
+        clauses = bool_query.get(key)
+        while isinstance(clauses, list) and len(clauses) > max_clauses:
+            chunks = [clauses[i : i + max_clauses] for i in range(0, len(clauses), max_clauses)]
+            if key in ("should", "must_not"):  # (none of) any clause of any chunk
+                clauses = [{"bool": {"should": c, "minimum_should_match": 1}} for c in chunks]
+            else:  # all of every chunk
+                clauses = [{"bool": {key: c}} for c in chunks]
+            bool_query[key] = clauses
+    return out
+
+
 def search_body(node: Node, filters: SearchFilters | None = None) -> EsQuery:
     """The `query` part of a search request: the compiled AST ANDed with the structured filters."""
     compiled = compile_es(node)
     extra = filters_es(filters)
-    return {"bool": {"must": [compiled], "filter": extra}} if extra else compiled
+    query = {"bool": {"must": [compiled], "filter": extra}} if extra else compiled
+    return dict(split_wide_bools(query))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from index.backend import SearchFilters
-from index.es_query import MAPPINGS, compile_es, filters_es, folded_tokens, search_body
+from index.es_query import MAPPINGS, compile_es, filters_es, folded_tokens, search_body, split_wide_bools
 from index.query import VIETNAM_TZ, parse
 
 
@@ -60,3 +60,14 @@ def test_mapping_covers_every_compiled_field() -> None:
         assert name in properties
     assert "folded" in properties["title"]["fields"]
     assert folded_tokens("Đồng Xoài, covid-19") == ["dong", "xoai", "covid", "19"]
+
+
+def test_wide_bools_are_nested_below_the_clause_limit() -> None:
+    wide = {"bool": {"should": [{"term": {"x": i}} for i in range(1_200)], "minimum_should_match": 1}}
+    split = split_wide_bools(wide, max_clauses=500)
+    outer = split["bool"]["should"]
+    assert len(outer) == 3 and all(len(c["bool"]["should"]) <= 500 for c in outer)
+    flattened = [t for c in outer for t in c["bool"]["should"]]
+    assert flattened == wide["bool"]["should"]
+    narrow = {"bool": {"must_not": [{"term": {"x": 1}}]}}
+    assert split_wide_bools(narrow) == narrow
