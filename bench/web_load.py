@@ -5,6 +5,8 @@ staff account with an API token, starts the real app (`duluan serve`, uvicorn) o
 port, then runs N virtual users for --duration seconds. Each user loops: a query from a fixed list,
 page 1 with facets, then pages 2 and 3 (offset 20, 40). Latency is measured per request on the
 client (httpx, asyncio) and reported as p50/p95/p99 with the error rate (non-200 or transport error).
+`--think S` makes each user pause (exponential, mean S seconds) between requests like a person reading;
+`--think 0` is a closed-loop stress test.
 
     .venv/bin/python -m bench.web_load --docs 1000000 --users 50 --duration 60 --home /tmp/duluan-1m
 """
@@ -67,11 +69,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(home: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """`duluan serve` for one worker; several worker processes through uvicorn's factory mode."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DULUAN_")}
     env.update(DULUAN_HOME=str(home), DULUAN_WEB__PORT=str(port), DULUAN_LOG_LEVEL="WARNING")
+    command = [sys.executable, "-m", "duluan", "serve"]
+    if workers > 1:
+        command = [
+            sys.executable, "-m", "uvicorn", "duluan.web:app_from_env", "--factory",
+            "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "duluan", "serve"],
+        command,
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -92,7 +102,12 @@ def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 async def user_loop(
-    client: httpx.AsyncClient, seed: int, stop_at: float, latencies: list[float], errors: list[str]
+    client: httpx.AsyncClient,
+    seed: int,
+    stop_at: float,
+    think_s: float,
+    latencies: list[float],
+    errors: list[str],
 ) -> None:
     rng = random.Random(seed)
     while time.monotonic() < stop_at:
@@ -108,11 +123,13 @@ async def user_loop(
             except httpx.HTTPError as exc:
                 errors.append(f"{type(exc).__name__} {query!r}")
             latencies.append(time.perf_counter() - started)
+            if think_s > 0:  # a person reads the page before the next click (exponential, mean think_s)
+                await asyncio.sleep(min(rng.expovariate(1 / think_s), 5 * think_s))
             if time.monotonic() >= stop_at:
                 return
 
 
-async def run_load(url: str, token: str, users: int, duration: float) -> dict[str, object]:
+async def run_load(url: str, token: str, users: int, duration: float, think_s: float) -> dict[str, object]:
     latencies: list[float] = []
     errors: list[str] = []
     limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
@@ -122,7 +139,9 @@ async def run_load(url: str, token: str, users: int, duration: float) -> dict[st
         await client.get("/api/v1/search", params={"q": "warm up"})
         started = time.monotonic()
         stop_at = started + duration
-        await asyncio.gather(*(user_loop(client, i, stop_at, latencies, errors) for i in range(users)))
+        await asyncio.gather(
+            *(user_loop(client, i, stop_at, think_s, latencies, errors) for i in range(users))
+        )
         elapsed = time.monotonic() - started
     ordered = sorted(latencies)
 
@@ -131,6 +150,7 @@ async def run_load(url: str, token: str, users: int, duration: float) -> dict[st
 
     return {
         "users": users,
+        "think_s": think_s,
         "duration_s": round(elapsed, 1),
         "requests": len(latencies),
         "requests_per_s": round(len(latencies) / elapsed, 1),
@@ -152,6 +172,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="mean pause between a user's requests, s (0: closed loop)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="web server processes")
     parser.add_argument("--home", type=Path, default=Path("bench/out/web_load_home"))
     parser.add_argument("--build-only", action="store_true", help="build the home and exit")
     args = parser.parse_args()
@@ -160,16 +184,18 @@ def main() -> None:
     if args.build_only:
         return
     port = free_port()
-    server = start_server(args.home.resolve(), port)
+    server = start_server(args.home.resolve(), port, args.workers)
     try:
-        report = asyncio.run(run_load(f"http://127.0.0.1:{port}", token, args.users, args.duration))
+        report = asyncio.run(
+            run_load(f"http://127.0.0.1:{port}", token, args.users, args.duration, args.think)
+        )
     finally:
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
-    print(json.dumps({"docs": args.docs, **report}, ensure_ascii=False, indent=2))
+    print(json.dumps({"docs": args.docs, "workers": args.workers, **report}, ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from time import monotonic as time_monotonic
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -74,6 +75,7 @@ CSP = (
 DIGEST_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 CSV_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_MAX_ROWS = 50_000
+TOKEN_CACHE_S = 30.0
 
 
 # -- errors --------------------------------------------------------------------------------------------
@@ -227,6 +229,20 @@ class WebState:
         self.throttle_user = LoginThrottle(max_failures=5)
         self.throttle_ip = LoginThrottle(max_failures=30)
         self.secure_cookies = settings.alerts.ui_base_url.lower().startswith("https://")
+        self._token_cache: dict[str, tuple[float, User | None]] = {}
+
+    def user_for_token(self, token: str) -> User | None:
+        """Bearer-token lookup, remembered for TOKEN_CACHE_S so scripts under load skip a database read
+        per request (a revoked token stops working within that time)."""
+        now = time_monotonic()
+        cached = self._token_cache.get(token)
+        if cached is not None and now - cached[0] < TOKEN_CACHE_S:
+            return cached[1]
+        user = accounts.user_for_api_token(self.engine, token)
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[token] = (now, user)
+        return user
 
     @property
     def backend(self) -> SearchBackend:
@@ -348,7 +364,7 @@ def create_app(settings: Settings) -> FastAPI:
         session: Session | None = None
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            user = accounts.user_for_api_token(st.engine, auth[7:].strip())
+            user = st.user_for_token(auth[7:].strip())
         else:
             session = accounts.session_for(st.engine, request.cookies.get(SESSION_COOKIE, ""))
             user = session.user if session else None
@@ -1276,6 +1292,14 @@ def create_app(settings: Settings) -> FastAPI:
         return RedirectResponse("/admin/users", status_code=303)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app with settings from duluan.toml / DULUAN_* — for `uvicorn --factory --workers N
+    duluan.web:app_from_env`, which runs several processes (login throttling is then per process)."""
+    from duluan.settings import load_settings
+
+    return create_app(load_settings())
 
 
 # -- small helpers -------------------------------------------------------------------------------------
