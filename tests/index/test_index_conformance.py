@@ -379,7 +379,7 @@ def test_backends_agree_on_real_news(both: tuple[TantivyIndex, ElasticsearchInde
     fields = ["topic", "sentiment", "source"]
     assert elastic.facets(fields, query, size=5) == tantivy.facets(fields, query, size=5)
     for interval in ("week", "month"):
-        assert elastic.date_histogram(interval, query) == tantivy.date_histogram(interval, query)  # type: ignore[arg-type]
+        assert elastic.date_histogram(interval, query) == tantivy.date_histogram(interval, query)
     stories = [
         (s.hit.document.cluster_id, s.documents, s.outlets)
         for s in tantivy.search_stories(query, sort="date")
