@@ -307,6 +307,8 @@ def _route(server: SocialApiServer, path: str, query: dict[str, str], headers: A
 
 def _graph(server: SocialApiServer, path: str, query: dict[str, str]) -> tuple[int, Any, dict]:
     node, _, edge = path.partition("/")
+    if edge == "posts" and node == "trang-tra-ve-html":  # a captive portal / login wall, not JSON
+        return 200, "<html><body>Vui lòng đăng nhập</body></html>", {"Content-Type": "text/html"}
     if edge == "posts" and node == "trang-bi-gioi-han":
         return 400, GRAPH_PAGE_LIMIT, {}
     if edge == "posts" and node in ("baodongnai.vn", PAGE_ID):
@@ -393,9 +395,10 @@ def serve_social_api() -> Iterator[SocialApiServer]:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             status, body, headers = _route(server, parts.path, query, self.headers)
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            data = (body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)).encode("utf-8")
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            content_type = headers.pop("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for name, value in headers.items():
                 self.send_header(name, value)

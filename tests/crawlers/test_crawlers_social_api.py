@@ -35,6 +35,10 @@ SOURCES = [
      "start_urls": ["https://www.facebook.com/baodongnai.vn/"]},
     {"id": "fb-limited", "name": "Trang bị giới hạn", "type": "facebook",
      "start_urls": ["https://www.facebook.com/trang-bi-gioi-han"]},
+    {"id": "fb-html", "name": "Trang trả về HTML", "type": "facebook",
+     "start_urls": ["https://www.facebook.com/trang-tra-ve-html"]},
+    {"id": "yt-missing", "name": "Kênh không tồn tại", "type": "youtube",
+     "start_urls": ["https://www.youtube.com/@khongtontai"]},
     {"id": "yt-channel", "name": "Báo Đồng Nai TV", "type": "youtube",
      "start_urls": ["https://www.youtube.com/@baodongnaitv"]},
     {"id": "yt-search", "name": "YouTube: Đồng Nai ngập", "type": "youtube",
@@ -75,6 +79,11 @@ def test_facebook_and_youtube_crawls_with_paging_comments_and_errors(
     assert limited["errors"] == {"rate_limited": 1} and "rate_limited" in limited["unreachable"]
     assert limited["finish_reason"] == "facebook_rate_limited"
 
+    html_page = report["sources"]["fb-html"]
+    assert html_page["errors"] == {"api_malformed": 1} and "api_malformed" in html_page["unreachable"]
+    missing = report["sources"]["yt-missing"]
+    assert missing["errors"] == {"not_found": 1} and "not_found" in missing["unreachable"]
+
     # YouTube channel: uploads over 2 pages, comments (and a reply) over 2 pages after one 429.
     channel = report["sources"]["yt-channel"]
     assert channel["errors"] == {"comments_disabled": 1}, "a video without comments is no failure"
@@ -103,7 +112,7 @@ def test_facebook_and_youtube_crawls_with_paging_comments_and_errors(
     assert server.requests and not any(api.PAGE_TOKEN in r or api.API_KEY in r for r in server.requests)
 
     # A second run with the same state collects nothing twice.
-    again, docs_again = crawl(tmp_path, SOURCES[:1] + SOURCES[2:4], config=_config(server))
+    again, docs_again = crawl(tmp_path, [SOURCES[0], SOURCES[4], SOURCES[5]], config=_config(server))
     assert docs_again == []
     assert again["sources"]["fb-baodongnai"]["skipped_seen"] >= 3
 
