@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import islice
 from pathlib import Path
 from time import monotonic as time_monotonic
 from typing import Annotated, Any, Literal
@@ -51,6 +52,7 @@ from duluan.settings import Settings
 from duluan.web_helpers import (
     digest_path,
     dry_run_rule,
+    least_certain,
     list_digests,
     safe_http_url,
     svg_bar_chart,
@@ -76,6 +78,8 @@ DIGEST_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; fram
 CSV_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_MAX_ROWS = 50_000
 TOKEN_CACHE_S = 30.0
+#: The labelling queue ranks at most this many recent documents (keeps the page fast on big indexes).
+QUEUE_SCAN_MAX = 5_000
 
 
 # -- errors --------------------------------------------------------------------------------------------
@@ -649,6 +653,25 @@ def create_app(settings: Settings) -> FastAPI:
         """Correct a document's topic or sentiment, or mark it relevant/irrelevant (nhãn hiệu chỉnh)."""
         return _correct(user, _document(doc_id), body.field, body.value)
 
+    def _queue(task: str, limit: int, days: int = 7) -> list[tuple[Document, float]]:
+        labelled = {
+            row["doc_id"] for row in accounts.list_labels(st.engine, limit=10_000) if row["field"] == task
+        }
+        recent = SearchFilters(date_from=datetime.now(UTC) - timedelta(days=days))
+        return least_certain(islice(st.backend.scan("", recent), QUEUE_SCAN_MAX), task, limit, labelled)
+
+    @app.get("/api/v1/labels/queue", tags=["documents"])
+    def api_label_queue(
+        _user: Annotated[User, Depends(require("label"))],
+        task: Literal["topic", "sentiment"] = "sentiment",
+        limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    ) -> list[dict[str, Any]]:
+        """Recent documents the model was least sure about and nobody has labelled yet."""
+        return [
+            {"id": d.id, "title": d.title, "predicted": getattr(d, task), "confidence": round(c, 4)}
+            for d, c in _queue(task, limit)
+        ]
+
     @app.get("/api/v1/labels", tags=["documents"])
     def api_labels(
         _user: Annotated[User, Depends(require("label"))],
@@ -970,11 +993,21 @@ def create_app(settings: Settings) -> FastAPI:
         user: Annotated[User, Depends(require("label"))],
         field: Annotated[str, Form()],
         value: Annotated[str, Form()],
+        back: Annotated[str, Form()] = "",
     ) -> RedirectResponse:
         if field not in accounts.LABEL_FIELDS:
             raise HTTPException(422, f"cannot correct {field!r}")
         _correct(user, _document(doc_id), field, value)
-        return RedirectResponse(f"/documents/{_quote(doc_id)}?saved={field}", status_code=303)
+        target = _safe_next(back) if back else f"/documents/{_quote(doc_id)}?saved={field}"
+        return RedirectResponse(target, status_code=303)
+
+    @app.get("/labels/queue", response_class=HTMLResponse, include_in_schema=False)
+    def label_queue_page(
+        request: Request,
+        _user: Annotated[User, Depends(require("label"))],
+        task: Literal["topic", "sentiment"] = "sentiment",
+    ) -> HTMLResponse:
+        return page(request, "label_queue.html", task=task, queue=_queue(task, 30))
 
     @app.get("/overview", response_class=HTMLResponse, include_in_schema=False)
     def overview_page(request: Request, _user: Annotated[User, Depends(require("overview"))]) -> HTMLResponse:

@@ -5,7 +5,9 @@ Kept apart from the routes so each is a small function over plain data that test
 
 from __future__ import annotations
 
+import heapq
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from html import escape
@@ -17,6 +19,7 @@ from alerts.rules import EvaluationContext, rule_type_for
 from alerts.schedule import parse_schedule
 from alerts.store import KeyState, RuleSpec
 from index.backend import SearchBackend
+from schema import Document
 
 # -- charts --------------------------------------------------------------------------------------------
 
@@ -217,3 +220,26 @@ def digest_path(digests_dir: Path, day: date) -> Path | None:
 def safe_http_url(url: str) -> str | None:
     """`url` if it is an absolute http(s) URL (never `javascript:` or `data:`), else None."""
     return url if re.match(r"^https?://[^\s/]+", url or "", re.IGNORECASE) else None
+
+
+# -- labelling queue -----------------------------------------------------------------------------------
+
+
+def model_confidence(scores: dict[str, float]) -> float | None:
+    """How sure the model was: its top class probability (None when the model gave no scores)."""
+    return max(scores.values()) if scores else None
+
+
+def least_certain(
+    documents: Iterable[Document], task: str, limit: int, exclude: set[str]
+) -> list[tuple[Document, float]]:
+    """The documents the `task` model (topic or sentiment) was least sure about, least sure first:
+    the analysts' labelling queue (hàng đợi gán nhãn). Already-labelled ids are skipped."""
+    scored = []
+    for doc in documents:
+        if doc.id in exclude:
+            continue
+        confidence = model_confidence(doc.topic_scores if task == "topic" else doc.sentiment_scores)
+        if confidence is not None:
+            scored.append((doc, confidence))
+    return heapq.nsmallest(limit, scored, key=lambda pair: (pair[1], pair[0].id))

@@ -59,6 +59,7 @@ def seed_documents() -> list[Document]:
             hours_ago=20,
             topic="moi-truong",
             sentiment="negative",
+            sentiment_scores={"negative": 0.55, "neutral": 0.35, "positive": 0.10},
             cluster_id="c-flood",
             province_relevance=0.9,
         ),
@@ -69,6 +70,7 @@ def seed_documents() -> list[Document]:
             hours_ago=19,
             topic="moi-truong",
             sentiment="negative",
+            sentiment_scores={"negative": 0.90, "neutral": 0.08, "positive": 0.02},
             cluster_id="c-flood",
             province_relevance=0.9,
             source="vnexpress",
@@ -91,6 +93,7 @@ def seed_documents() -> list[Document]:
             hours_ago=30,
             topic="phap-luat",
             sentiment="negative",
+            sentiment_scores={"negative": 0.40, "neutral": 0.38, "positive": 0.22},
             province_relevance=0.7,
         ),
         _doc(

@@ -344,3 +344,28 @@ def test_alert_history_and_the_page_alert_messages_link_to(settings: Settings) -
     page = client.get(path)
     assert page.status_code == 200 and "&lt;script&gt;window.__pwned" in page.text
     assert "<script>window" not in page.text
+
+
+def test_labelling_queue_lists_least_certain_unlabelled_documents(settings: Settings) -> None:
+    analyst = api(settings, "analyst1")
+    queue = analyst.get("/api/v1/labels/queue", params={"task": "sentiment"}).json()
+    assert [(q["id"], q["confidence"]) for q in queue] == [("doc4", 0.4), ("doc1", 0.55), ("doc2", 0.9)]
+    client = browser(settings)
+    login(client, "analyst1")
+    page = client.get("/labels/queue")
+    assert page.status_code == 200 and "&lt;script&gt;window.__pwned" in page.text
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    done = client.post(
+        "/documents/doc4/label",
+        data={
+            "field": "sentiment",
+            "value": "negative",
+            "back": "/labels/queue?task=sentiment",
+            "csrf_token": csrf,
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/labels/queue?task=sentiment"
+    after = analyst.get("/api/v1/labels/queue", params={"task": "sentiment"}).json()
+    assert [q["id"] for q in after] == ["doc1", "doc2"]
+    assert api(settings, "leader1").get("/api/v1/labels/queue").status_code == 403
