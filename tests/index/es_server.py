@@ -188,6 +188,10 @@ class CompatProxy:
 
     def __init__(self, upstream_port: int) -> None:
         local = threading.local()
+        proxy = self
+        #: Answer this many `_bulk` requests with 429 (a full write queue) to exercise the backoff.
+        self.reject_bulk_requests = 0
+        self.rejected_bulk_requests = 0
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -204,6 +208,11 @@ class CompatProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if "/_bulk" in self.path and proxy.reject_bulk_requests > 0:
+                    proxy.reject_bulk_requests -= 1
+                    proxy.rejected_bulk_requests += 1
+                    self._reply_too_many_requests()
+                    return
                 headers = {
                     k: plain_media_type(v) if k.lower() in ("content-type", "accept") else v
                     for k, v in self.headers.items()
@@ -230,6 +239,20 @@ class CompatProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)
+
+            def _reply_too_many_requests(self) -> None:
+                payload = json.dumps(
+                    {
+                        "error": {"type": "es_rejected_execution_exception", "reason": "queue full"},
+                        "status": 429,
+                    }
+                ).encode()
+                self.send_response(429)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-Elastic-Product", "Elasticsearch")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
