@@ -83,11 +83,14 @@ def crawl_source_job(source_id: str) -> None:
 
 
 def run_rules_job() -> None:
-    """Evaluate every enabled alert rule once."""
+    """Evaluate every enabled alert rule once; what fired is sent at once, not at the next outbox run."""
     from duluan.operations import run_alert_rules
 
-    fired = run_alert_rules(load_settings())
+    settings = load_settings()
+    fired = run_alert_rules(settings)
     log.info("alert rules evaluated: %d alert(s) fired", len(fired))
+    if fired:
+        deliver_outbox(settings)
 
 
 def channels_from_settings(alerts: AlertSettings) -> dict[str, Channel]:
@@ -294,11 +297,12 @@ def service_jobs(settings: Settings, engine: sa.Engine) -> list[JobSpec]:
         for source in list_sources(engine, enabled_only=True)
     ]
     hour, minute = (int(p) for p in settings.alerts.digest_time.split(":"))
+    rule_seconds = settings.alerts.rule_interval_seconds or settings.alerts.rule_interval_minutes * 60
     jobs += [
         JobSpec(
             "alerts:rules",
             run_rules_job,
-            IntervalTrigger(minutes=settings.alerts.rule_interval_minutes, timezone=tz),
+            IntervalTrigger(seconds=rule_seconds, timezone=tz),
             "Evaluate alert rules",
         ),
         JobSpec(

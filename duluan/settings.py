@@ -119,6 +119,9 @@ class AlertSettings(_Section):
     rule_interval_minutes: int = Field(5, ge=1)
     digest_time: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, local time.")
     ui_base_url: str = "http://127.0.0.1:8000"
+    rule_interval_seconds: int | None = Field(
+        None, ge=10, description="Overrides rule_interval_minutes with a shorter cycle (benchmarks, demos)."
+    )
     delivery_interval_seconds: int = Field(60, ge=5, description="How often the outbox sender runs.")
     digest_groups: dict[str, list[str]] = Field(
         default_factory=dict,
