@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import statistics
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -526,7 +527,8 @@ class NewStoryRule(RuleType):
         # clusters whose first document is within T (i.e. still new).
         horizon = timedelta(hours=params.within_hours)
         filters = _with(scope.filters, date_from=ctx.now - 2 * horizon, date_to=ctx.now)
-        docs = [d for d in backend.scan(scope.query, filters) if d.fetched_at <= ctx.now]
+        candidates = _candidate_story_documents(backend, scope, filters, params.min_outlets)
+        docs = [d for d in candidates if d.fetched_at <= ctx.now]
         findings = []
         for group in stories_reaching_outlets(docs, params.min_outlets, params.within_hours):
             first = min(_doc_time(d) for d in group.documents)
@@ -548,6 +550,29 @@ class NewStoryRule(RuleType):
                 )
             )
         return findings
+
+
+#: Clusters listed by one aggregation before falling back to reading the whole window.
+MAX_CANDIDATE_CLUSTERS = 2000
+_CLUSTERS_PER_QUERY = 200
+
+
+def _candidate_story_documents(
+    backend: SearchBackend, scope: RuleScope, filters: SearchFilters, min_outlets: int
+) -> Iterable[Document]:
+    """The window's documents of clusters with at least `min_outlets` documents (a story on M outlets
+    has at least M copies): one aggregation finds them, so only their copies are read, not the whole
+    window. Falls back to the whole window when the clusters are too many to list."""
+    counts = backend.terms("cluster_id", scope.query, filters, size=MAX_CANDIDATE_CLUSTERS)
+    candidates = [cluster for cluster, count in counts if count >= min_outlets]
+    listable = all(re.fullmatch(r'[^"\\\s]+', c) for c in candidates)
+    if (len(counts) == MAX_CANDIDATE_CLUSTERS and counts[-1][1] >= min_outlets) or not listable:
+        yield from backend.scan(scope.query, filters)
+        return
+    for start in range(0, len(candidates), _CLUSTERS_PER_QUERY):
+        clause = " OR ".join(f'cluster_id:"{c}"' for c in candidates[start : start + _CLUSTERS_PER_QUERY])
+        query = f"({scope.query}) AND ({clause})" if scope.query.strip() else clause
+        yield from backend.scan(query, filters)
 
 
 def silence_is_unusual(

@@ -303,6 +303,33 @@ def test_new_story_fires_once_per_story(index: TantivyIndex, db: sa.Engine) -> N
     assert run_rules_once(index, db, NOW + timedelta(minutes=10)) == []
 
 
+def test_new_story_with_a_query_reads_only_candidate_clusters(index: TantivyIndex, db: sa.Engine) -> None:
+    def copy(slug: str, source: str, cluster: str, title: str) -> Document:
+        return make_doc(
+            slug, source=source, title=title, published_at=NOW - timedelta(minutes=60), cluster_id=cluster
+        )
+
+    airport, flood = "Quy hoạch sân bay Long Thành", "Ngập lụt ở Biên Hòa"
+    index.upsert(
+        [copy(f"sb-{s}", s, "c-sanbay", airport) for s in ("baodongnai", "vnexpress", "tuoitre")]
+        + [copy(f"nl-{s}", s, "c-ngaplut", flood) for s in ("baodongnai", "vnexpress", "tuoitre")]
+        + [copy(f"sb2-{s}", s, "c-sanbay-2", airport) for s in ("baodongnai", "vnexpress")]  # 2 outlets
+    )
+    save_rule(
+        db,
+        {
+            "name": "Sân bay lan rộng",
+            "owner": "ioc",
+            "rule_type": "new_story",
+            "query": "sân bay",
+            "params": {"min_outlets": 3, "within_hours": 6},
+        },
+    )
+    fired = run_rules_once(index, db, NOW)
+    assert [a.key for a in fired] == ["cluster:c-sanbay"]
+    assert sorted(d["source"] for d in fired[0].body["documents"]) == ["baodongnai", "tuoitre", "vnexpress"]
+
+
 def test_broken_rule_is_recorded_and_others_still_run(index: TantivyIndex, db: sa.Engine) -> None:
     _seed_province_news(index)
     save_rule(db, PROVINCE_NEGATIVE)
