@@ -39,7 +39,7 @@ def _site_subsets(pages_dir: Path, workdir: Path) -> dict[str, Path]:
             name = json.loads(entry)["file"]
             target = folder / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(pages_dir / name)
+            target.symlink_to((pages_dir / name).resolve())
         (folder / "gold.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         subsets[host] = folder
     return subsets
