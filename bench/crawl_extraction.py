@@ -4,7 +4,8 @@
 
 Both extractors run on the same pages in the same run. Per extractor: recall of the gold `with`
 sentences, leak rate of the `without` boilerplate (related-article boxes, captions, menus), exact
-title matches, F1 (recall vs 1 − leak rate) and seconds per page; also per site (Dân trí, VnExpress).
+title matches, F1 (recall vs 1 − leak rate) and CPU milliseconds per page (after a warm-up pass);
+also per site (Dân trí, VnExpress).
 Default pages: the copies bundled with the demo site; `--pages ../shared/pages/vi-news` reads the
 shared originals.
 """
@@ -61,8 +62,9 @@ def main() -> None:
     parser.add_argument("--show-misses", action="store_true", help="list missed and leaked sentences")
     args = parser.parse_args()
 
-    rows = ["| extractor | pages | `with` recall | `without` leaked | titles exact | F1 | ms/page |"]
+    rows = ["| extractor | pages | `with` recall | `without` leaked | titles exact | F1 | CPU ms/page |"]
     rows.append("|---|---|---|---|---|---|---|")
+    compare(args.pages)  # warm-up: lazy imports and regex compilation are not per-page costs
     overall = compare(args.pages)
     for name, result in overall.items():
         rows.append(_row(f"**{name}** (all)", result))
