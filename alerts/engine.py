@@ -282,23 +282,29 @@ def decide_rule(
     return RuleOutcome(rule, run_state, to_fire, suppressed, error)
 
 
+def _write_outcome(conn: Connection, outcome: RuleOutcome, now: datetime) -> list[FiredAlert]:
+    rule = outcome.rule
+    fired = []
+    for finding, prior in outcome.to_fire:
+        fired.append(_write_alert(conn, rule, finding, now))
+        upsert_rule_state(conn, rule.id, _state_after_fire(prior, finding, now), now)
+    for state in outcome.suppressed:
+        upsert_rule_state(conn, rule.id, state, now)
+    _record_run(conn, rule.id, outcome.run_state, now, outcome.error, len(fired))
+    return fired
+
+
 def commit_outcome(engine: Engine, outcome: RuleOutcome, now: datetime) -> list[FiredAlert]:
     """Write a rule's alerts, outbox rows and state in ONE transaction; returns what fired."""
-    rule = outcome.rule
-    fired: list[FiredAlert] = []
     try:
         with engine.begin() as conn:
-            for finding, prior in outcome.to_fire:
-                fired.append(_write_alert(conn, rule, finding, now))
-                upsert_rule_state(conn, rule.id, _state_after_fire(prior, finding, now), now)
-            for state in outcome.suppressed:
-                upsert_rule_state(conn, rule.id, state, now)
-            _record_run(conn, rule.id, outcome.run_state, now, outcome.error, len(fired))
+            return _write_outcome(conn, outcome, now)
     except IntegrityError:
         # Another process committed the same alert first: its transaction already holds our work.
-        log.warning("alert rule %r: alert already written by a concurrent run; skipped", rule.spec.name)
+        log.warning(
+            "alert rule %r: alert already written by a concurrent run; skipped", outcome.rule.spec.name
+        )
         return []
-    return fired
 
 
 def evaluate_rule(
@@ -314,9 +320,10 @@ def evaluate_rule(
 def run_rules_once(backend: SearchBackend, engine: Engine, now: datetime | None = None) -> list[FiredAlert]:
     """Evaluate every enabled, due rule once; returns the alerts written to the outbox.
 
-    A rule that fires commits its alerts and state together. Rules that only need their run recorded
-    are committed together at the end (one disk sync instead of hundreds); if the process dies before
-    that, those rules simply re-read the same window next time, and fingerprints prevent repeats.
+    Every rule is decided first (reads only), then everything is written in ONE transaction (one disk
+    sync instead of hundreds): a crash before the commit changes nothing, and those rules re-read the
+    same window next time. If a concurrent run already wrote some alert (unique constraint), the
+    cycle is committed rule by rule instead, each rule's alerts and state together.
     """
     moment = now or datetime.now(UTC)
     if moment.tzinfo is None:
@@ -324,16 +331,24 @@ def run_rules_once(backend: SearchBackend, engine: Engine, now: datetime | None 
     rules = load_rules(engine, enabled_only=True)
     with engine.connect() as conn:
         all_states = load_all_rule_states(conn)
-    fired: list[FiredAlert] = []
-    quiet: list[RuleOutcome] = []
-    for rule in rules:
-        outcome = decide_rule(backend, rule, all_states.get(rule.id, {}), moment)
-        if outcome is None:
-            continue
-        if outcome.to_fire or outcome.suppressed:
-            fired.extend(commit_outcome(engine, outcome, moment))
-        else:
-            quiet.append(outcome)
+    outcomes = [
+        outcome
+        for rule in rules
+        if (outcome := decide_rule(backend, rule, all_states.get(rule.id, {}), moment)) is not None
+    ]
+    firing = [o for o in outcomes if o.to_fire or o.suppressed]
+    quiet = [o for o in outcomes if not (o.to_fire or o.suppressed)]
+    if not outcomes:
+        return []
+    try:
+        # The whole cycle in one transaction: one disk sync, however many rules fired.
+        with engine.begin() as conn:
+            fired = [alert for outcome in firing for alert in _write_outcome(conn, outcome, moment)]
+            _record_quiet_runs(conn, quiet, moment)
+        return fired
+    except IntegrityError:
+        log.info("a concurrent engine run wrote some of these alerts; committing rule by rule")
+    fired = [alert for outcome in firing for alert in commit_outcome(engine, outcome, moment)]
     if quiet:
         with engine.begin() as conn:
             _record_quiet_runs(conn, quiet, moment)

@@ -383,3 +383,26 @@ def test_alerts_are_listed_with_their_deliveries(index: TantivyIndex, db: sa.Eng
         ("webhook", "pending"),
     ]
     assert get_alert(db, "khong-co") is None
+
+
+def test_alert_written_by_a_concurrent_run_is_skipped_and_the_rest_committed(
+    index: TantivyIndex, db: sa.Engine
+) -> None:
+    from alerts.engine import commit_outcome, decide_rule
+    from alerts.store import get_rule
+
+    _seed_province_news(index)
+    save_rule(db, PROVINCE_NEGATIVE)
+    save_rule(db, {**PROVINCE_NEGATIVE, "name": "Bản sao luật", "channels": []})
+    # Another engine process decided and committed the first rule's alerts a moment earlier.
+    first = get_rule(db, "Tin tiêu cực về Đồng Nai")
+    assert first is not None
+    outcome = decide_rule(index, first, {}, NOW)
+    assert outcome is not None and outcome.to_fire
+    concurrent = commit_outcome(db, outcome, NOW)
+    with db.begin() as conn:  # ... but its run record is not visible to our cycle's decisions yet
+        conn.execute(sa.delete(metadata.tables["rule_state"]).where(sa.column("rule_id") == first.id))
+    fired = run_rules_once(index, db, NOW)
+    assert {a.rule_name for a in fired} == {"Bản sao luật"}  # no exception, no duplicate
+    assert len(list_alerts(db, rule_name="Tin tiêu cực về Đồng Nai")) == len(concurrent)
+    assert len(list_alerts(db, rule_name="Bản sao luật")) == len(concurrent)
