@@ -265,3 +265,22 @@ class CompatProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def serve_proxy_forever(upstream_port: int) -> None:
+    """`python tests/index/es_server.py proxy PORT`: the compat proxy in its own process (benchmarks),
+    so it does not compete with the client for the GIL. Prints its URL, then serves until killed."""
+    proxy = CompatProxy(upstream_port)
+    print(proxy.url, flush=True)
+    try:
+        threading.Event().wait()
+    finally:
+        proxy.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "proxy":
+        raise SystemExit("usage: es_server.py proxy UPSTREAM_PORT")
+    serve_proxy_forever(int(sys.argv[2]))
