@@ -14,7 +14,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import islice
 from pathlib import Path
@@ -59,7 +59,7 @@ from duluan.web_helpers import (
     svg_stacked_sentiment,
 )
 from duluan.wiring import open_backend
-from index.backend import QueryError, SearchBackend, SearchFilters
+from index.backend import HistogramInterval, QueryError, SearchBackend, SearchFilters
 from schema import SENTIMENTS, TOPICS, Document, SourceType
 
 HERE = Path(__file__).parent
@@ -527,11 +527,20 @@ def create_app(settings: Settings) -> FastAPI:
             raw = backend.facets(FACET_FIELDS, p.q, filters, size=10)
             out.facets = {k: [FacetBucket(value=v, count=c) for v, c in b] for k, b in raw.items()}
         if histogram and total:
-            if p.date_from is None or p.date_to is None:
-                filters = SearchFilters(**{**filters.__dict__, "date_from": _days_ago(settings, 30)})
-                if p.date_to is None:
-                    filters = SearchFilters(**{**filters.__dict__, "date_to": datetime.now(settings.tz)})
-            out.histogram = backend.date_histogram("day", p.q, filters)
+            # The chart spans the asked dates, else the last 30 days; long spans use coarser buckets.
+            end = filters.date_to or datetime.now(settings.tz)
+            start = filters.date_from or min(_days_ago(settings, 30), end - timedelta(days=30))
+            span = end - start
+            interval: HistogramInterval = (
+                "day"
+                if span <= timedelta(days=120)
+                else "week"
+                if span <= timedelta(days=3 * 366)
+                else "month"
+            )
+            out.histogram = backend.date_histogram(
+                interval, p.q, replace(filters, date_from=start, date_to=end)
+            )
         return out
 
     def search_params(
@@ -542,12 +551,16 @@ def create_app(settings: Settings) -> FastAPI:
         source_type: str | None = None,
         date_from: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
         date_to: Annotated[str | None, Query(alias="to", description="Last day, inclusive")] = None,
-        sort: Literal["relevance", "date"] = "relevance",
+        sort: Annotated[
+            Literal["relevance", "date", ""],
+            Query(description="Empty: relevance with a query, else newest first"),
+        ] = "",
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
         offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     ) -> SearchParams:
         first, last = _parse_day(date_from), _parse_day(date_to)
-        return SearchParams(q, topic, sentiment, source, source_type, first, last, sort, limit, offset)
+        order: Literal["relevance", "date"] = sort or ("relevance" if q.strip() else "date")
+        return SearchParams(q, topic, sentiment, source, source_type, first, last, order, limit, offset)
 
     @app.get("/api/v1/search", response_model=SearchOut, response_model_exclude_none=True, tags=["search"])
     def api_search(
@@ -938,14 +951,12 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> HTMLResponse:
         error = None
         per_page = 20
-        p = SearchParams(**{**params.__dict__, "limit": per_page, "offset": (page_no - 1) * per_page})
-        if not p.q and params.sort == "relevance" and "sort" not in request.query_params:
-            p = SearchParams(**{**p.__dict__, "sort": "date"})
+        p = replace(params, limit=per_page, offset=(page_no - 1) * per_page)
         result = SearchOut(total=0, hits=[])
         chart = ""
         try:
             if view == "stories":
-                p = SearchParams(**{**p.__dict__, "limit": per_page * page_no, "offset": 0})
+                p = replace(p, limit=per_page * page_no, offset=0)
             result = _search(p, facets=True, histogram=True, stories=view == "stories")
             if view == "stories":
                 result.hits = result.hits[(page_no - 1) * per_page :]
@@ -971,6 +982,7 @@ def create_app(settings: Settings) -> FastAPI:
             page_no=page_no,
             per_page=per_page,
             base_query=base,
+            sort_choice=request.query_params.get("sort", ""),
             rule_types=RULE_TYPES,
         )
 
