@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "sources_view": frozenset({"admin", "analyst", "staff", "leader"}),
     "sources_edit": frozenset({"admin"}),
     "digests_render": frozenset({"admin", "analyst"}),
+    "models": frozenset({"admin", "analyst"}),
     "users": frozenset({"admin"}),
     "audit": frozenset({"admin"}),
 }

@@ -54,6 +54,7 @@ from duluan.web_helpers import (
     dry_run_rule,
     least_certain,
     list_digests,
+    model_summaries,
     safe_http_url,
     svg_bar_chart,
     svg_stacked_sentiment,
@@ -685,6 +686,11 @@ def create_app(settings: Settings) -> FastAPI:
             for d, c in _queue(task, limit)
         ]
 
+    @app.get("/api/v1/models", tags=["models"])
+    def api_models(_user: Annotated[User, Depends(require("models"))]) -> list[dict[str, Any]]:
+        """The NLP model in use per task with its evaluation (accuracy, macro-F1, confusion matrix)."""
+        return model_summaries(settings.models_dir)
+
     @app.get("/api/v1/labels", tags=["documents"])
     def api_labels(
         _user: Annotated[User, Depends(require("label"))],
@@ -1012,6 +1018,10 @@ def create_app(settings: Settings) -> FastAPI:
         _correct(user, _document(doc_id), field, value)
         target = _safe_next(back) if back else f"/documents/{_quote(doc_id)}?saved={field}"
         return RedirectResponse(target, status_code=303)
+
+    @app.get("/models", response_class=HTMLResponse, include_in_schema=False)
+    def models_page(request: Request, _user: Annotated[User, Depends(require("models"))]) -> HTMLResponse:
+        return page(request, "models.html", models=model_summaries(settings.models_dir))
 
     @app.get("/labels/queue", response_class=HTMLResponse, include_in_schema=False)
     def label_queue_page(

@@ -6,6 +6,7 @@ Kept apart from the routes so each is a small function over plain data that test
 from __future__ import annotations
 
 import heapq
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -243,3 +244,55 @@ def least_certain(
         if confidence is not None:
             scored.append((doc, confidence))
     return heapq.nsmallest(limit, scored, key=lambda pair: (pair[1], pair[0].id))
+
+
+# -- models --------------------------------------------------------------------------------------------
+
+MODEL_TASKS = ("topic", "sentiment", "toxicity")
+
+
+def model_summaries(models_dir: Path | None) -> list[dict[str, Any]]:
+    """The model in use for each NLP task, with its training facts and evaluation on each held-out
+    set (accuracy, macro-F1, confusion matrix), read from the `metrics.json` beside the model file."""
+    from nlp.classify import find_model_file
+
+    out: list[dict[str, Any]] = []
+    for task in MODEL_TASKS:
+        try:
+            path = find_model_file(task, models_dir)
+        except FileNotFoundError as exc:
+            out.append({"task": task, "path": None, "error": str(exc), "evaluations": []})
+            continue
+        metrics_file = path.parent / "metrics.json"
+        metrics: dict[str, Any] = {}
+        if metrics_file.is_file():
+            try:
+                metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                metrics = {"error": f"unreadable metrics.json: {exc}"}
+        model = metrics.get("model", {})
+        evaluations = [
+            {
+                "name": name,
+                "n": ev.get("n"),
+                "accuracy": ev.get("accuracy"),
+                "macro_f1": ev.get("macro_f1"),
+                "labels": ev.get("labels", []),
+                "confusion": ev.get("confusion", []),
+            }
+            for split in ("dev", "test")
+            for name, ev in (metrics.get(split) or {}).items()
+            if isinstance(ev, dict)
+        ]
+        out.append(
+            {
+                "task": task,
+                "path": str(path),
+                "trained_at": model.get("trained_at"),
+                "rows": model.get("rows"),
+                "classifier": model.get("classifier"),
+                "evaluations": evaluations,
+                "error": metrics.get("error"),
+            }
+        )
+    return out

@@ -296,17 +296,21 @@ def test_ui_pages_render_for_each_role(settings: Settings) -> None:
         "/sources/edit": 200,
         "/alerts/rules/edit": 200,
         "/documents/doc4": 200,
+        "/models": 200,
+        "/labels/queue": 200,
     }
     expected = {
         "admin1": pages,
         "analyst1": {**pages, "/admin/users": 403, "/sources/edit": 403},
-        "staff1": {**pages, "/admin/users": 403, "/sources/edit": 403},
+        "staff1": {**pages, "/admin/users": 403, "/sources/edit": 403, "/models": 403},
         "leader1": {
             **pages,
             "/admin/users": 403,
             "/sources/edit": 403,
             "/alerts": 403,
             "/alerts/rules/edit": 403,
+            "/models": 403,
+            "/labels/queue": 403,
         },
     }
     for username, codes in expected.items():
@@ -369,3 +373,15 @@ def test_labelling_queue_lists_least_certain_unlabelled_documents(settings: Sett
     after = analyst.get("/api/v1/labels/queue", params={"task": "sentiment"}).json()
     assert [q["id"] for q in after] == ["doc1", "doc2"]
     assert api(settings, "leader1").get("/api/v1/labels/queue").status_code == 403
+
+
+def test_models_show_the_evaluation_of_the_models_in_use(settings: Settings) -> None:
+    models = {m["task"]: m for m in api(settings, "analyst1").get("/api/v1/models").json()}
+    assert set(models) == {"topic", "sentiment", "toxicity"}
+    sentiment = models["sentiment"]
+    assert sentiment["path"].endswith("model.joblib") and sentiment["evaluations"]
+    for ev in sentiment["evaluations"]:
+        labels, confusion = ev["labels"], ev["confusion"]
+        assert len(confusion) == len(labels) and all(len(row) == len(labels) for row in confusion)
+        assert sum(map(sum, confusion)) == ev["n"] and 0 < ev["macro_f1"] <= 1
+    assert api(settings, "staff1").get("/api/v1/models").status_code == 403

@@ -109,7 +109,12 @@ def test_analyst_searches_opens_corrects_and_dry_runs_a_rule(browser: Any, live_
     assert "Ngập ở Đồng Xoài" in page.inner_text("table.rules")
     _shot(page, "alerts")
 
-    for path, name in (("/overview", "overview"), ("/sources", "sources")):
+    for path, name in (
+        ("/overview", "overview"),
+        ("/sources", "sources"),
+        ("/models", "models"),
+        ("/labels/queue", "label-queue"),
+    ):
         page.goto(path)
         assert page.locator("h1").count() == 1 and "error" not in page.inner_text("main")[:200].lower()
         _shot(page, name)
