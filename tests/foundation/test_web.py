@@ -87,7 +87,9 @@ def test_probes(settings: Settings) -> None:
 
 def test_search_api_filters_and_problem_details(settings: Settings) -> None:
     anonymous = TestClient(create_app(settings)).get("/api/v1/search", params={"q": "dong xoai"})
-    assert anonymous.status_code == 401 and anonymous.headers["content-type"].startswith("application/problem")
+    assert anonymous.status_code == 401 and anonymous.headers["content-type"].startswith(
+        "application/problem"
+    )
     client = _api_client(settings)
     body = client.get("/api/v1/search", params={"q": "dong xoai", "topic": "moi-truong"}).json()
     assert body["total"] == 1 and body["hits"][0]["id"] == "d1"
