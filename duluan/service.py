@@ -235,10 +235,16 @@ def produce_daily_digest(settings: Settings, day: date | None = None) -> DigestA
     return archive
 
 
+def morning_digest_day(now_local: datetime) -> date:
+    """The day a morning digest covers: the previous full local day (ngày hôm qua)."""
+    return now_local.date() - timedelta(days=1)
+
+
 def daily_digest_job() -> None:
-    """Render, archive and queue today's digest for the leaders, then send it right away."""
+    """Render, archive and queue the morning digest (yesterday, complete) for the leaders, then send it
+    right away."""
     settings = load_settings()
-    archive = produce_daily_digest(settings)
+    archive = produce_daily_digest(settings, morning_digest_day(datetime.now(settings.tz)))
     log.info("daily digest written to %s", archive.html)
     deliver_outbox(settings)
 

@@ -224,3 +224,12 @@ def test_housekeeping_forgets_old_per_key_state(tmp_path: Path) -> None:
         upsert_rule_state(conn, rule_id, KeyState("cluster:new", recent, "f2", {}), recent)
     assert housekeeping(settings) == 1
     engine.dispose()
+
+
+def test_the_morning_digest_covers_the_previous_full_day() -> None:
+    from zoneinfo import ZoneInfo
+
+    from duluan.service import morning_digest_day
+
+    seven_am = datetime(2026, 11, 28, 7, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+    assert morning_digest_day(seven_am).isoformat() == "2026-11-27"
