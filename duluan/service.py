@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -142,6 +143,10 @@ CHANNEL_SETTING_HINTS = {
 }
 
 
+WAITING_WARNING_EVERY_S = 3600.0
+_waiting_warned_at: dict[str, float] = {}
+
+
 @dataclass(frozen=True)
 class OutboxPass:
     """What one run of the outbox sender did (alerts and digests together)."""
@@ -181,11 +186,15 @@ def deliver_outbox(settings: Settings, now: datetime | None = None) -> OutboxPas
         channels_down={**alerts_report.channels_down, **digest_report.channels_down},
     )
     for name in sorted(result.unconfigured):
-        log.warning(
-            "messages for channel %s are waiting: the channel is not configured; set %s",
-            name,
-            CHANNEL_SETTING_HINTS.get(name, f"the {name} settings"),
-        )
+        # Said once an hour, not every minute, while the messages wait.
+        last = _waiting_warned_at.get(name)
+        if last is None or time.monotonic() - last >= WAITING_WARNING_EVERY_S:
+            _waiting_warned_at[name] = time.monotonic()
+            log.warning(
+                "messages for channel %s are waiting: the channel is not configured; set %s",
+                name,
+                CHANNEL_SETTING_HINTS.get(name, f"the {name} settings"),
+            )
     for name, error in sorted(result.channels_down.items()):
         log.warning("channel %s is down, its messages will be retried: %s", name, error)
     if result.sent or result.bounced or result.failed or result.interrupted:
