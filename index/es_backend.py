@@ -25,7 +25,16 @@ from zoneinfo import ZoneInfo
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 from elasticsearch import exceptions as es_exceptions
 
-from index.backend import HistogramInterval, Hit, QueryError, SearchFilters, SearchResult, SortOrder, StoryHit
+from index.backend import (
+    HistogramInterval,
+    Hit,
+    QueryError,
+    SearchBackend,
+    SearchFilters,
+    SearchResult,
+    SortOrder,
+    StoryHit,
+)
 from index.es_query import MAPPINGS, SETTINGS, EsQuery, folded_tokens, search_body, split_wide_bools
 from index.query import VIETNAM_TZ, Near, Node, Term, keyword_key, parse, positive_leaves
 from index.tantivy_backend import (
@@ -160,6 +169,7 @@ class ElasticsearchIndex:
         rollover_max_docs: int = 5_000_000,
         request_timeout: float = 60.0,
     ) -> None:
+        self._owns_client = isinstance(client_or_url, str)  # a client handed in is the caller's to close
         if isinstance(client_or_url, str):
             client_or_url = Elasticsearch(client_or_url, request_timeout=request_timeout)
         # 503 is also how a failed search phase answers: retrying it only delays the error.
@@ -587,9 +597,16 @@ class ElasticsearchIndex:
         }
 
     def close(self) -> None:
-        self.client.close()
+        """Close the connection pool if this index opened it (from a URL); a shared client stays open."""
+        if self._owns_client:
+            self.client.close()
 
 
 def open_elasticsearch(url: str, index_name: str = "duluan", **options: Any) -> ElasticsearchIndex:
     """The composition root's factory: connect to `url` and make sure the template and alias exist."""
     return ElasticsearchIndex(url, index_name, **options)
+
+
+def _satisfies_protocol(index: ElasticsearchIndex) -> SearchBackend:
+    """Static check (mypy): `ElasticsearchIndex` implements the whole `SearchBackend` Protocol."""
+    return index

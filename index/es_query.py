@@ -61,7 +61,8 @@ _KEYWORD = {"type": "keyword"}
 _FOLDED_TEXT = {
     "type": "text",
     "analyzer": "vi_exact",
-    "fields": {"folded": {"type": "text", "analyzer": "vi_folded"}},
+    # offsets in the postings: snippets are highlighted without re-analysing the whole text
+    "fields": {"folded": {"type": "text", "analyzer": "vi_folded", "index_options": "offsets"}},
 }
 
 #: Explicit mapping (`dynamic: strict`): the same fields as the tantivy schema.
