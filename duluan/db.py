@@ -18,11 +18,17 @@ import crawlers.health  # noqa: F401  (declares crawl_runs on the registry's met
 from alerts.store import metadata as alerts_metadata
 from crawlers.registry import metadata as crawlers_metadata
 from duluan.accounts import metadata as accounts_metadata
+from index.saved_searches import metadata as saved_searches_metadata
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 #: Every table the service owns, for Alembic autogenerate.
-ALL_METADATA: list[sa.MetaData] = [crawlers_metadata, alerts_metadata, accounts_metadata]
+ALL_METADATA: list[sa.MetaData] = [
+    crawlers_metadata,
+    alerts_metadata,
+    accounts_metadata,
+    saved_searches_metadata,
+]
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
