@@ -355,12 +355,14 @@ def digest(
         Path | None, typer.Option("--out", help="Write here instead of the digest archive.")
     ] = None,
 ) -> None:
-    """Render the leaders' daily digest (bản tin) as HTML."""
+    """Render the leaders' daily digest (bản tin): HTML, or PDF for an --out ending in .pdf; without
+    --out, both go to the digest archive."""
     from duluan.operations import render_digest
 
-    if out is not None and out.suffix.lower() not in (".html", ".htm"):
+    if out is not None and out.suffix.lower() not in (".html", ".htm", ".pdf"):
         raise typer.BadParameter(
-            "only HTML digests are rendered so far; use a .html file", param_hint="--out"
+            f"cannot tell the format of {out.name!r}; end the file name in .html or .pdf",
+            param_hint="--out",
         )
     path = render_digest(settings(), _parse_day(day, "--date"), out)
     typer.echo(str(path))

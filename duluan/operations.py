@@ -124,8 +124,9 @@ def install_default_rules(settings: Settings) -> list[str]:
 
 
 def render_digest(settings: Settings, day: date | None, out: Path | None) -> Path:
-    """Render the digest of local day `day` (default: today) to `out` or to the digest archive."""
-    from alerts.digest import build_digest, render_digest_html, write_digest
+    """Render the digest of local day `day` (default: today) to `out` (HTML, or PDF when `out` ends in
+    .pdf) or, without `out`, into the digest archive as HTML + PDF (the HTML path is returned)."""
+    from alerts.digest import archive_digest, build_digest, render_digest_html, render_digest_pdf
     from duluan.wiring import open_backend
 
     tz = settings.tz
@@ -136,18 +137,26 @@ def render_digest(settings: Settings, day: date | None, out: Path | None) -> Pat
     finally:
         backend.close()
     if out is None:
-        return write_digest(digest, settings.digests_dir)
+        return archive_digest(digest, settings.digests_dir).html
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, render_digest_html(digest))
+    if out.suffix.lower() == ".pdf":
+        atomic_write_bytes(out, render_digest_pdf(digest))
+    else:
+        atomic_write_text(out, render_digest_html(digest))
     return out
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file and rename, so a crash never leaves half a file behind."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file and rename, so a crash never leaves half a file behind."""
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from tests.foundation.conftest import run_duluan
@@ -21,6 +22,8 @@ def test_demo_runs_the_whole_loop_and_is_idempotent(home: Path) -> None:
     assert digest.is_file() and digest.is_relative_to(home)
     html = digest.read_text(encoding="utf-8")
     assert "<html" in html and "data:image/png;base64," in html
+    archived_pdf = digest.with_suffix(".pdf")
+    assert archived_pdf.read_bytes().startswith(b"%PDF-"), "the archive keeps a PDF beside the HTML"
     assert summary["rules_installed"], "the default province rules are installed on the first run"
     assert summary["alerts_fired"] >= 1, "the demo rule fires on the negative stories of the demo site"
 
@@ -40,3 +43,24 @@ def test_demo_runs_the_whole_loop_and_is_idempotent(home: Path) -> None:
     ]
     assert len(hits) == min(20, summary["topics"][topic])
     assert all(h["topic"] == topic and h["sentiment"] and h["url"].startswith("http") for h in hits)
+
+
+def test_digest_command_writes_html_or_pdf_by_file_name(home: Path, tmp_path: Path) -> None:
+    demo = run_duluan("demo", "--json", home=home)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    day = json.loads(demo.stdout.strip().splitlines()[-1])["digest_day"]
+    pdf = tmp_path / "out" / "ban-tin.pdf"
+    result = run_duluan("digest", "--date", day, "--out", str(pdf), home=home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == str(pdf)
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Bản tin" in text or "BẢN TIN" in text.upper()
+
+    html = tmp_path / "ban-tin.html"
+    assert run_duluan("digest", "--date", day, "--out", str(html), home=home).returncode == 0
+    assert "<html" in html.read_text(encoding="utf-8")
+
+    wrong = run_duluan("digest", "--out", str(tmp_path / "ban-tin.docx"), home=home)
+    assert wrong.returncode == 2 and ".pdf" in wrong.stderr
+    assert not (tmp_path / "ban-tin.docx").exists()
