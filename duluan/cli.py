@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from duluan.cli_index import export_command, reindex_command
 from duluan.cli_users import users_app
 from duluan.settings import ConfigError, Settings, load_settings
 
@@ -32,6 +33,8 @@ app.add_typer(alerts_app, name="alerts")
 nlp_app = typer.Typer(help="Vietnamese NLP models.", no_args_is_help=True)
 app.add_typer(nlp_app, name="nlp")
 app.add_typer(users_app, name="users")
+index_app.command("reindex")(reindex_command)
+app.command("export")(export_command)
 
 err = Console(stderr=True)
 _overrides: dict[str, Any] = {}
@@ -397,10 +400,15 @@ def nlp_predict(
 
 def main() -> None:
     """Console-script entry point."""
+    from duluan.wiring import BackendUnavailable
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except BackendUnavailable as exc:
+        err.print(f"[red]Index unavailable[/red]: {exc}", markup=True, highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

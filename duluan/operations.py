@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,6 +146,19 @@ def render_digest(settings: Settings, day: date | None, out: Path | None) -> Pat
     else:
         atomic_write_text(out, render_digest_html(digest))
     return out
+
+
+@contextmanager
+def atomic_destination(path: Path) -> Iterator[Path]:
+    """A temp path beside `path` to write into; renamed over `path` only if the block succeeds."""
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temp_name)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

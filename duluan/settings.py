@@ -72,8 +72,21 @@ class NlpSettings(_Section):
 
 
 class IndexSettings(_Section):
-    # Only the embedded tantivy store exists so far; "elasticsearch" joins when its backend lands.
-    backend: Literal["tantivy"] = "tantivy"
+    backend: Literal["tantivy", "elasticsearch"] = Field(
+        "tantivy",
+        description="tantivy: embedded under <home>/index; elasticsearch: the cluster at elasticsearch_url.",
+    )
+    elasticsearch_url: str = Field(
+        "http://127.0.0.1:9200",
+        pattern=r"^https?://",
+        description="Cluster URL (user:password@ inside the URL for basic auth).",
+    )
+    elasticsearch_index: str = Field(
+        "duluan", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Alias; backing indices are <alias>-000001…"
+    )
+    elasticsearch_shards: int = Field(1, ge=1)
+    elasticsearch_replicas: int = Field(0, ge=0, description="0 on one node; 1+ on a cluster.")
+    elasticsearch_timeout_s: float = Field(60.0, gt=0)
 
 
 class SmtpSettings(_Section):

@@ -12,12 +12,49 @@ if TYPE_CHECKING:
     from nlp.enrich import Enricher
 
 
-def open_backend(settings: Settings) -> SearchBackend:
-    """The configured search index (the embedded tantivy store under <home>/index)."""
-    from index.tantivy_backend import TantivyIndex
+class BackendUnavailable(RuntimeError):
+    """The configured index cannot be opened; the message says which one and what to check."""
 
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    return TantivyIndex(settings.index_dir)
+
+def open_backend(settings: Settings, kind: str | None = None) -> SearchBackend:
+    """The configured search index, or the one named by `kind` ("tantivy" | "elasticsearch")."""
+    kind = kind or settings.index.backend
+    if kind == "tantivy":
+        from index.tantivy_backend import TantivyIndex
+
+        settings.index_dir.mkdir(parents=True, exist_ok=True)
+        return TantivyIndex(settings.index_dir)
+    if kind == "elasticsearch":
+        from elasticsearch import ApiError, TransportError
+
+        from index.es_backend import open_elasticsearch
+
+        config = settings.index
+        try:
+            return open_elasticsearch(
+                config.elasticsearch_url,
+                config.elasticsearch_index,
+                shards=config.elasticsearch_shards,
+                replicas=config.elasticsearch_replicas,
+                request_timeout=config.elasticsearch_timeout_s,
+            )
+        except (ApiError, TransportError) as exc:
+            raise BackendUnavailable(
+                f"cannot open Elasticsearch index {config.elasticsearch_index!r} at "
+                f"{_without_password(config.elasticsearch_url)}: {exc}. Check that the cluster runs and "
+                "index.elasticsearch_url (DULUAN_INDEX__ELASTICSEARCH_URL) points at it."
+            ) from exc
+    raise BackendUnavailable(f"unknown index backend {kind!r}; use tantivy or elasticsearch")
+
+
+def _without_password(url: str) -> str:
+    """The URL as it may appear in logs and errors: basic-auth credentials removed."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def make_enricher(settings: Settings) -> Enricher:
