@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from duluan.cli_config import config_app
 from duluan.cli_index import export_command, reindex_command
 from duluan.cli_users import users_app
 from duluan.settings import ConfigError, Settings, load_settings
@@ -33,6 +34,7 @@ app.add_typer(alerts_app, name="alerts")
 nlp_app = typer.Typer(help="Vietnamese NLP models.", no_args_is_help=True)
 app.add_typer(nlp_app, name="nlp")
 app.add_typer(users_app, name="users")
+app.add_typer(config_app, name="config")
 index_app.command("reindex")(reindex_command)
 app.command("export")(export_command)
 

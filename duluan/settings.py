@@ -38,20 +38,22 @@ class WebSettings(_Section):
     host: str = Field(
         "127.0.0.1", description="Bind address; only loopback unless you put it behind a proxy."
     )
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(8000, ge=1, le=65535, description="Port of the web app and API.")
     secret_key: SecretStr = Field(
         SecretStr(""), description="Signs session cookies; generated under home if empty."
     )
 
 
 class CrawlSettings(_Section):
-    user_agent: str = "DuluanBot/0.1 (+IOC press monitoring)"
-    obey_robots: bool = True
-    concurrency_per_domain: int = Field(2, ge=1, le=32)
-    download_delay_s: float = Field(1.0, ge=0.0)
+    user_agent: str = Field("DuluanBot/0.1 (+IOC press monitoring)", description="Sent with every request.")
+    obey_robots: bool = Field(True, description="Obey robots.txt.")
+    concurrency_per_domain: int = Field(
+        2, ge=1, le=32, description="Parallel requests per site (politeness)."
+    )
+    download_delay_s: float = Field(1.0, ge=0.0, description="Pause between requests to one site.")
     max_page_bytes: int = Field(5_000_000, ge=10_000, description="Pages larger than this are dropped.")
     min_body_chars: int = Field(200, ge=0, description="Pages with a shorter main text are not documents.")
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0, description="Per request.")
     sources_seed: Path | None = Field(
         None, description="YAML file of sources to seed; default: the shipped list."
     )
@@ -84,54 +86,54 @@ class IndexSettings(_Section):
     elasticsearch_index: str = Field(
         "duluan", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Alias; backing indices are <alias>-000001…"
     )
-    elasticsearch_shards: int = Field(1, ge=1)
+    elasticsearch_shards: int = Field(1, ge=1, description="Primary shards per backing index.")
     elasticsearch_replicas: int = Field(0, ge=0, description="0 on one node; 1+ on a cluster.")
-    elasticsearch_timeout_s: float = Field(60.0, gt=0)
+    elasticsearch_timeout_s: float = Field(60.0, gt=0, description="Per request to the cluster.")
 
 
 class SmtpSettings(_Section):
     """The mail relay alerts and digests go out through; e-mail is off while `host` is empty."""
 
     host: str = Field("", description="SMTP server; empty: e-mail not configured (messages wait).")
-    port: int = Field(587, ge=1, le=65535)
+    port: int = Field(587, ge=1, le=65535, description="587 for STARTTLS, 465 for implicit TLS.")
     username: str = Field("", description="Login; empty: no AUTH.")
     password: SecretStr = Field(SecretStr(""), description="SMTP password.")
     starttls: bool = Field(
         True, description="Upgrade with STARTTLS (port 587); false only for a local relay."
     )
     implicit_tls: bool = Field(False, description="TLS from the first byte (port 465) instead of STARTTLS.")
-    verify_tls: bool = True
+    verify_tls: bool = Field(True, description="Check the relay's certificate.")
     ca_file: Path | None = Field(None, description="A private CA for an internal relay.")
     sender: str = Field("duluan@localhost", pattern=r"^[^@\s]+@[^@\s]+$", description="From address.")
-    sender_name: str = "Duluan – Trung tâm IOC"
-    timeout_s: float = Field(20.0, gt=0)
+    sender_name: str = Field("Duluan – Trung tâm IOC", description="Display name of the sender.")
+    timeout_s: float = Field(20.0, gt=0, description="Per SMTP session.")
 
 
 class WebhookSecretSettings(_Section):
     secret: SecretStr = Field(SecretStr(""), description="HMAC-SHA256 key; empty: webhooks not configured.")
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0, description="Per webhook request.")
 
 
 class TelegramSettings(_Section):
     bot_token: SecretStr = Field(
         SecretStr(""), description="From @BotFather; empty: Telegram not configured."
     )
-    api_base: str = "https://api.telegram.org"
-    timeout_s: float = Field(10.0, gt=0)
+    api_base: str = Field("https://api.telegram.org", description="Bot API base URL.")
+    timeout_s: float = Field(10.0, gt=0, description="Per Bot API request.")
 
 
 class ZaloSettings(_Section):
     oa_access_token: SecretStr = Field(
         SecretStr(""), description="Zalo Official Account access token; empty: Zalo not configured."
     )
-    api_url: str = "https://openapi.zalo.me/v3.0/oa/message/cs"
-    timeout_s: float = Field(10.0, gt=0)
+    api_url: str = Field("https://openapi.zalo.me/v3.0/oa/message/cs", description="OA message API endpoint.")
+    timeout_s: float = Field(10.0, gt=0, description="Per OA API request.")
 
 
 class AlertSettings(_Section):
-    rule_interval_minutes: int = Field(5, ge=1)
+    rule_interval_minutes: int = Field(5, ge=1, description="How often alert rules run.")
     digest_time: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, local time.")
-    ui_base_url: str = "http://127.0.0.1:8000"
+    ui_base_url: str = Field("http://127.0.0.1:8000", description="Links in alerts and digests point here.")
     rule_interval_seconds: int | None = Field(
         None, ge=10, description="Overrides rule_interval_minutes with a shorter cycle (benchmarks, demos)."
     )
@@ -165,8 +167,11 @@ _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 class ProvinceSettings(_Section):
     """The province we monitor (tỉnh theo dõi). Old names before the 2025-07-01 merger count too."""
 
-    name: str = "Đồng Nai"
-    aliases: list[str] = Field(default_factory=lambda: ["Bình Phước", "Đồng Xoài"])
+    name: str = Field("Đồng Nai", description="The monitored province (its name since 2025-07-01).")
+    aliases: list[str] = Field(
+        default_factory=lambda: ["Bình Phước", "Đồng Xoài"],
+        description="Other names that count as the province: merged provinces, the capital, districts.",
+    )
 
 
 class Settings(BaseSettings):
@@ -178,10 +183,12 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(Path("data"), description="Where every embedded store lives.")
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="Local time of dates, digests and schedules.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite at <home>/duluan.db.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_json: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe level logged."
+    )
+    log_json: bool = Field(False, description="One JSON object per log line (for log shippers).")
     web: WebSettings = Field(default_factory=WebSettings)
     crawl: CrawlSettings = Field(default_factory=CrawlSettings)
     nlp: NlpSettings = Field(default_factory=NlpSettings)
