@@ -19,6 +19,7 @@ from alerts.store import metadata as alerts_metadata
 from crawlers.registry import metadata as crawlers_metadata
 from duluan.accounts import metadata as accounts_metadata
 from index.saved_searches import metadata as saved_searches_metadata
+from nlp.registry import metadata as model_registry_metadata
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -28,6 +29,7 @@ ALL_METADATA: list[sa.MetaData] = [
     alerts_metadata,
     accounts_metadata,
     saved_searches_metadata,
+    model_registry_metadata,
 ]
 
 
