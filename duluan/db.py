@@ -18,6 +18,7 @@ import crawlers.health  # noqa: F401  (declares crawl_runs on the registry's met
 from alerts.store import metadata as alerts_metadata
 from crawlers.registry import metadata as crawlers_metadata
 from duluan.accounts import metadata as accounts_metadata
+from duluan.digest_subscriptions import metadata as subscriptions_metadata
 from index.saved_searches import metadata as saved_searches_metadata
 from nlp.registry import metadata as model_registry_metadata
 
@@ -30,6 +31,7 @@ ALL_METADATA: list[sa.MetaData] = [
     accounts_metadata,
     saved_searches_metadata,
     model_registry_metadata,
+    subscriptions_metadata,
 ]
 
 

@@ -219,6 +219,7 @@ def produce_daily_digest(settings: Settings, day: date | None = None) -> DigestA
     from alerts.digest import archive_digest, build_digest
     from alerts.digest_delivery import queue_digest
     from duluan.db import open_database
+    from duluan.digest_subscriptions import subscriber_groups
     from duluan.wiring import open_backend
 
     day = day or datetime.now(settings.tz).date()
@@ -228,6 +229,11 @@ def produce_daily_digest(settings: Settings, day: date | None = None) -> DigestA
     finally:
         backend.close()
     groups = {name: addresses for name, addresses in settings.alerts.digest_groups.items() if addresses}
+    engine = open_database(settings.db_url)
+    try:
+        groups = subscriber_groups(engine, groups)  # + people who subscribed in the web UI
+    finally:
+        engine.dispose()
     archive = archive_digest(
         digest,
         settings.digests_dir,

@@ -10,6 +10,7 @@ every response carries a strict Content-Security-Policy (no inline scripts, no t
 import csv
 import io
 import json
+import re
 import secrets
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,7 +25,14 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field, ValidationError
@@ -44,13 +52,24 @@ from alerts.store import (
     validate_rule,
 )
 from crawlers.health import source_health
-from crawlers.registry import SourceKind, SourceSpec, get_source, list_sources, set_enabled, upsert_sources
-from duluan import accounts
+from crawlers.registry import (
+    SourceKind,
+    SourceSpec,
+    get_source,
+    list_sources,
+    set_enabled,
+    sources_table,
+    upsert_sources,
+)
+from duluan import accounts, i18n
+from duluan import digest_subscriptions as subscriptions
 from duluan.accounts import ROLES, LoginThrottle, Session, User
 from duluan.db import open_database
+from duluan.export_jobs import MEDIA_TYPES, ExportJob, ExportJobError, ExportJobs
 from duluan.settings import Settings
 from duluan.web_helpers import (
     digest_path,
+    digest_pdf_path,
     dry_run_rule,
     least_certain,
     list_digests,
@@ -61,6 +80,14 @@ from duluan.web_helpers import (
 )
 from duluan.wiring import open_backend
 from index.backend import HistogramInterval, QueryError, SearchBackend, SearchFilters
+from index.saved_searches import (
+    SavedSearchError,
+    delete_search,
+    filters_from_json,
+    filters_to_json,
+    list_searches,
+    save_search,
+)
 from schema import SENTIMENTS, TOPICS, Document, SourceType
 
 HERE = Path(__file__).parent
@@ -165,6 +192,36 @@ class TokenIn(BaseModel):
     name: str = Field("script", max_length=200)
 
 
+class UserPatch(BaseModel):
+    role: str | None = None
+    active: bool | None = None
+    password: str | None = None
+
+
+class ExportIn(BaseModel):
+    """What to export: the same query language and filters as /api/v1/search."""
+
+    q: str = Field("", max_length=10_000)
+    topic: str | None = None
+    sentiment: str | None = None
+    source: str | None = None
+    source_type: str | None = None
+    date_from: date | None = Field(None, alias="from")
+    date_to: date | None = Field(None, alias="to")
+    format: Literal["csv", "xlsx"] = "csv"
+
+    model_config = {"populate_by_name": True}
+
+
+class SubscriptionIn(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class SavedSearchIn(BaseModel):
+    query: str = Field("", max_length=10_000)
+    filters: dict[str, Any] = Field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class SearchParams:
     q: str = ""
@@ -235,6 +292,7 @@ class WebState:
         self.throttle_ip = LoginThrottle(max_failures=30)
         self.secure_cookies = settings.alerts.ui_base_url.lower().startswith("https://")
         self._token_cache: dict[str, tuple[float, User | None]] = {}
+        self.exports = ExportJobs(settings.home / "exports")
 
     def user_for_token(self, token: str) -> User | None:
         """Bearer-token lookup, remembered for TOKEN_CACHE_S so scripts under load skip a database read
@@ -257,6 +315,7 @@ class WebState:
             return self._backend
 
     def close(self) -> None:
+        self.exports.close()
         with self._backend_lock:
             if self._backend is not None:
                 self._backend.close()
@@ -399,12 +458,17 @@ def create_app(settings: Settings) -> FastAPI:
 
     def _ctx(request: Request, **extra: Any) -> dict[str, Any]:
         user = getattr(request.state, "user", None)
+        lang = i18n.language_of(request.cookies.get(i18n.LANG_COOKIE))
         return {
             "user": user,
             "csrf": getattr(request.state, "csrf", ""),
-            "roles": ROLES,
-            "topics": TOPICS,
-            "sentiments": SENTIMENTS,
+            "lang": lang,
+            "languages": i18n.LANGUAGES,
+            "_": i18n.translator(lang),
+            "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+            "roles": i18n.translated(ROLES, lang),
+            "topics": i18n.translated(TOPICS, lang),
+            "sentiments": i18n.translated(SENTIMENTS, lang),
             "source_types": [t.value for t in SourceType],
             "path": request.url.path,
             **extra,
@@ -443,6 +507,17 @@ def create_app(settings: Settings) -> FastAPI:
     def openapi_schema(_user: Annotated[User, Depends(require("search"))]) -> JSONResponse:
         """The OpenAPI schema of /api/v1 (for generating clients); any signed-in user may read it."""
         return JSONResponse(app.openapi())
+
+    @app.get("/lang/{code}", include_in_schema=False)
+    def set_language(code: str, next: str = "/") -> RedirectResponse:
+        """Switch the UI language (vi or en); the choice is kept in a cookie for a year."""
+        if code not in i18n.LANGUAGES:
+            raise HTTPException(404, f"unknown language {code!r}; use one of {', '.join(i18n.LANGUAGES)}")
+        response = RedirectResponse(_safe_next(next), status_code=303)
+        response.set_cookie(
+            i18n.LANG_COOKIE, code, samesite="lax", secure=st.secure_cookies, max_age=365 * 86400, path="/"
+        )
+        return response
 
     # ---- login / logout ----
 
@@ -616,6 +691,137 @@ def create_app(settings: Settings) -> FastAPI:
             headers={"Content-Disposition": 'attachment; filename="duluan-export.csv"'},
         )
 
+    # ---- exports as background jobs ----
+
+    def _export_job(user: User, job_id: str) -> ExportJob:
+        """The job if it exists and `user` owns it (admins see every job); 404 otherwise."""
+        try:
+            job = st.exports.get(job_id)
+        except ExportJobError as exc:
+            raise HTTPException(404, str(exc)) from None
+        if job.owner != user.username and not user.can("users"):  # "users": admins
+            raise HTTPException(404, f"no export {job_id!r} of yours")
+        return job
+
+    def _start_export(user: User, body: ExportIn) -> ExportJob:
+        params = SearchParams(
+            body.q, body.topic, body.sentiment, body.source, body.source_type, body.date_from, body.date_to
+        )
+        job = st.exports.start(st.backend, user.username, body.q, params.filters(settings), body.format)
+        st.audit(user, "export", "search", job.id, query=body.q[:300], format=body.format, total=job.total)
+        return job
+
+    @app.post("/api/v1/exports", tags=["exports"], status_code=202)
+    def api_start_export(body: ExportIn, user: Annotated[User, Depends(require("search"))]) -> dict[str, Any]:
+        """Start exporting every match (CSV or XLSX, at most 200 000 rows) in the background; poll
+        `status_url`, then fetch `download_url`. A bad query is refused here with 400."""
+        return _start_export(user, body).to_json()
+
+    @app.get("/api/v1/exports", tags=["exports"])
+    def api_exports(user: Annotated[User, Depends(require("search"))]) -> list[dict[str, Any]]:
+        """Your exports, newest first (kept 7 days)."""
+        return [j.to_json() for j in st.exports.list(user.username)]
+
+    @app.get("/api/v1/exports/{job_id}", tags=["exports"])
+    def api_export_status(job_id: str, user: Annotated[User, Depends(require("search"))]) -> dict[str, Any]:
+        """Progress of an export: state (queued, running, done, failed), rows written, total, percent."""
+        return _export_job(user, job_id).to_json()
+
+    @app.get("/api/v1/exports/{job_id}/download", tags=["exports"], response_class=FileResponse)
+    def api_export_download(job_id: str, user: Annotated[User, Depends(require("search"))]) -> FileResponse:
+        """The finished file, streamed (only its owner or an admin)."""
+        job = _export_job(user, job_id)
+        try:
+            path = st.exports.file(job)
+        except ExportJobError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return FileResponse(path, media_type=MEDIA_TYPES[job.format], filename=job.filename)
+
+    @app.delete("/api/v1/exports/{job_id}", tags=["exports"], status_code=204)
+    def api_export_delete(job_id: str, user: Annotated[User, Depends(require("search"))]) -> Response:
+        """Cancel a running export, or delete a finished one."""
+        _export_job(user, job_id)
+        st.exports.cancel(job_id)
+        return Response(status_code=204)
+
+    @app.post("/exports", include_in_schema=False)
+    async def export_form(
+        request: Request, user: Annotated[User, Depends(require("search"))]
+    ) -> RedirectResponse:
+        form = {k: str(v) for k, v in (await request.form()).items() if str(v)}
+        try:
+            body = ExportIn.model_validate(form)
+        except ValidationError as exc:
+            raise HTTPException(422, "; ".join(e["msg"] for e in exc.errors())) from None
+        try:
+            job = _start_export(user, body)
+        except QueryError as exc:
+            raise HTTPException(400, f"{exc.message_vi} / {exc}") from None
+        return RedirectResponse(f"/exports/{job.id}", status_code=303)
+
+    @app.get("/exports", response_class=HTMLResponse, include_in_schema=False)
+    def exports_page(request: Request, user: Annotated[User, Depends(require("search"))]) -> HTMLResponse:
+        return page(request, "exports.html", jobs=st.exports.list(user.username), job=None)
+
+    @app.get("/exports/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+    def export_page(
+        request: Request, job_id: str, user: Annotated[User, Depends(require("search"))]
+    ) -> HTMLResponse:
+        job = _export_job(user, job_id)
+        return page(request, "exports.html", jobs=[job], job=job)
+
+    # ---- saved searches ----
+
+    def _saved_json(saved: Any) -> dict[str, Any]:
+        return {
+            "id": saved.id,
+            "owner": saved.owner,
+            "name": saved.name,
+            "query": saved.query,
+            "filters": json.loads(filters_to_json(saved.filters)),
+            "created_at": saved.created_at.isoformat(),
+            "updated_at": saved.updated_at.isoformat(),
+        }
+
+    @app.get("/api/v1/saved-searches", tags=["search"])
+    def api_saved_searches(user: Annotated[User, Depends(require("search"))]) -> list[dict[str, Any]]:
+        """Your saved searches (tìm kiếm đã lưu)."""
+        with st.engine.connect() as conn:
+            return [_saved_json(s) for s in list_searches(conn, user.username)]
+
+    @app.put("/api/v1/saved-searches/{name}", tags=["search"])
+    def api_save_search(
+        name: str, body: SavedSearchIn, user: Annotated[User, Depends(require("search"))]
+    ) -> dict[str, Any]:
+        """Create or replace your saved search `name` (the query must parse, filters must be known)."""
+        try:
+            with st.engine.begin() as conn:
+                saved = save_search(conn, user.username, name, body.query, filters_from_json(body.filters))
+        except SavedSearchError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return _saved_json(saved)
+
+    @app.delete("/api/v1/saved-searches/{name}", tags=["search"], status_code=204)
+    def api_delete_saved_search(name: str, user: Annotated[User, Depends(require("search"))]) -> Response:
+        with st.engine.begin() as conn:
+            if not delete_search(conn, user.username, name):
+                raise HTTPException(404, f"You have no saved search named {name!r}.")
+        return Response(status_code=204)
+
+    @app.get("/api/v1/stories/{cluster_id}", tags=["search"])
+    def api_story(
+        cluster_id: str,
+        _user: Annotated[User, Depends(require("search"))],
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> SearchOut:
+        """Every document of one story cluster, newest first."""
+        if not re.fullmatch(r"[\w.:-]{1,128}", cluster_id):
+            raise HTTPException(422, "a cluster id has letters, digits, '.', ':', '_' or '-' only")
+        result = st.backend.search(f'cluster_id:"{cluster_id}"', None, sort="date", limit=limit)
+        if not result.total:
+            raise HTTPException(404, f"No story cluster {cluster_id!r}.")
+        return SearchOut(total=result.total, hits=[_hit_out(h) for h in result.hits])
+
     # ---- documents and labels ----
 
     def _document(doc_id: str) -> Document:
@@ -740,6 +946,29 @@ def create_app(settings: Settings) -> FastAPI:
         st.audit(user, "enable" if enabled else "disable", "source", source_id)
         return {"id": source_id, "enabled": enabled}
 
+    @app.delete("/api/v1/sources/{source_id}", tags=["sources"], status_code=204)
+    def api_delete_source(
+        source_id: str, user: Annotated[User, Depends(require("sources_edit"))]
+    ) -> Response:
+        """Remove a source from the registry (its crawled documents stay in the index; to pause a
+        source instead, POST .../enabled?enabled=false)."""
+        with st.engine.begin() as conn:
+            gone = conn.execute(sources_table.delete().where(sources_table.c.id == source_id)).rowcount
+        if not gone:
+            raise HTTPException(404, f"No source {source_id!r}")
+        st.audit(user, "delete", "source", source_id)
+        return Response(status_code=204)
+
+    @app.get("/api/v1/sources/{source_id}/health", tags=["sources"])
+    def api_source_health(
+        source_id: str, _user: Annotated[User, Depends(require("sources_view"))]
+    ) -> dict[str, Any]:
+        """Crawl health of one source (last run, error streak, status)."""
+        for h in source_health(st.engine):
+            if h.source_id == source_id:
+                return h.to_json()
+        raise HTTPException(404, f"No source {source_id!r}")
+
     # ---- alert rules ----
 
     def _visible_rules(user: User) -> list[StoredRule]:
@@ -839,6 +1068,15 @@ def create_app(settings: Settings) -> FastAPI:
         spec = _spec_for(user, body)
         return dry_run_rule(st.backend, spec, datetime.now(UTC), days=days).to_json()
 
+    @app.post("/api/v1/rules/{name}/dry-run", tags=["alerts"])
+    def api_dry_run_saved(
+        name: str,
+        user: Annotated[User, Depends(require("rules"))],
+        days: Annotated[int, Query(ge=1, le=14)] = 7,
+    ) -> dict[str, Any]:
+        """Test-run a saved rule against the last `days` of data (nothing is saved or sent)."""
+        return dry_run_rule(st.backend, _own_rule(user, name).spec, datetime.now(UTC), days=days).to_json()
+
     def _alert_history(
         user: User, limit: int, rule: str | None = None, alert_id: str | None = None
     ) -> list[dict[str, Any]]:
@@ -890,12 +1128,51 @@ def create_app(settings: Settings) -> FastAPI:
 
     # ---- digests ----
 
+    @app.get("/api/v1/digests/subscription", tags=["digests"])
+    def api_subscription(user: Annotated[User, Depends(require("digests"))]) -> dict[str, Any]:
+        """Whether you receive the daily digest by e-mail, and at which address."""
+        found = subscriptions.get_subscription(st.engine, user.username)
+        return {"subscribed": found is not None, **(found or {})}
+
+    @app.put("/api/v1/digests/subscription", tags=["digests"])
+    def api_subscribe(
+        body: SubscriptionIn, user: Annotated[User, Depends(require("digests"))]
+    ) -> dict[str, Any]:
+        """Receive the daily digest (HTML + PDF) at `email` from the next morning on."""
+        try:
+            found = subscriptions.subscribe(st.engine, user.username, body.email)
+        except subscriptions.SubscriptionError as exc:
+            raise HTTPException(422, str(exc)) from None
+        st.audit(user, "subscribe", "digest", user.username, email=found["email"])
+        return {"subscribed": True, **found}
+
+    @app.delete("/api/v1/digests/subscription", tags=["digests"], status_code=204)
+    def api_unsubscribe(user: Annotated[User, Depends(require("digests"))]) -> Response:
+        if subscriptions.unsubscribe(st.engine, user.username):
+            st.audit(user, "unsubscribe", "digest", user.username)
+        return Response(status_code=204)
+
+    @app.get("/api/v1/digests/{day}", tags=["digests"])
+    def api_digest(day: date, _user: Annotated[User, Depends(require("digests"))]) -> dict[str, Any]:
+        """One archived digest: links to its HTML and PDF."""
+        if digest_path(settings.digests_dir, day) is None:
+            raise HTTPException(404, f"No digest for {day}; POST /api/v1/digests renders one.")
+        return _digest_json(day)
+
+    def _digest_json(day: date) -> dict[str, Any]:
+        html = digest_path(settings.digests_dir, day)
+        pdf = digest_pdf_path(settings.digests_dir, day)
+        return {
+            "day": day.isoformat(),
+            "url": f"/digests/{day.isoformat()}/raw",
+            "bytes": html.stat().st_size if html else 0,
+            "pdf_url": f"/digests/{day.isoformat()}/pdf" if pdf else None,
+        }
+
     @app.get("/api/v1/digests", tags=["digests"])
     def api_digests(_user: Annotated[User, Depends(require("digests"))]) -> list[dict[str, Any]]:
-        return [
-            {"day": day.isoformat(), "url": f"/digests/{day.isoformat()}/raw", "bytes": path.stat().st_size}
-            for day, path in list_digests(settings.digests_dir)
-        ]
+        """The digest archive, newest first, with HTML and PDF links."""
+        return [_digest_json(day) for day, _path in list_digests(settings.digests_dir)]
 
     @app.post("/api/v1/digests", tags=["digests"], status_code=201)
     def api_render_digest(
@@ -907,7 +1184,7 @@ def create_app(settings: Settings) -> FastAPI:
         path = render_digest(settings, body.day, None)
         day = date.fromisoformat(path.stem.removeprefix("ban-tin-"))
         st.audit(user, "render", "digest", day.isoformat())
-        return {"day": day.isoformat(), "url": f"/digests/{day.isoformat()}/raw"}
+        return _digest_json(day)
 
     # ---- users, tokens, audit ----
 
@@ -936,6 +1213,31 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
         st.audit(user, "create", "user", created.username, role=created.role)
         return created.to_json()
+
+    @app.get("/api/v1/users/{username}", tags=["users"])
+    def api_user(username: str, _user: Annotated[User, Depends(require("users"))]) -> dict[str, Any]:
+        found = accounts.get_user(st.engine, username)
+        if found is None:
+            raise HTTPException(404, f"No user {username!r}")
+        return found.to_json()
+
+    @app.patch("/api/v1/users/{username}", tags=["users"])
+    def api_update_user(
+        username: str, body: UserPatch, user: Annotated[User, Depends(require("users"))]
+    ) -> dict[str, Any]:
+        """Change a user's role, (de)activate them (ends their sessions), or set a new password."""
+        if username == user.username and (body.active is False or body.role not in (None, user.role)):
+            raise HTTPException(409, "You cannot demote or deactivate yourself; ask another admin.")
+        try:
+            if body.password is not None:
+                accounts.set_password(st.engine, username, body.password)
+            updated = accounts.update_user(st.engine, username, role=body.role, active=body.active)
+        except accounts.AccountError as exc:
+            status = 404 if str(exc).startswith("no user") else 422
+            raise HTTPException(status, str(exc)) from None
+        changes = body.model_dump(exclude_none=True, exclude={"password"})
+        st.audit(user, "update", "user", username, **changes, password_changed=body.password is not None)
+        return updated.to_json()
 
     @app.get("/api/v1/audit", tags=["users"])
     def api_audit(
@@ -1218,8 +1520,12 @@ def create_app(settings: Settings) -> FastAPI:
         return page(
             request,
             "digests.html",
-            digests=list_digests(settings.digests_dir),
+            digests=[
+                (d, p, digest_pdf_path(settings.digests_dir, d))
+                for d, p in list_digests(settings.digests_dir)
+            ],
             today=datetime.now(settings.tz).date(),
+            subscription=subscriptions.get_subscription(st.engine, _user.username),
         )
 
     @app.post("/digests/render", include_in_schema=False)
@@ -1233,13 +1539,37 @@ def create_app(settings: Settings) -> FastAPI:
         st.audit(user, "render", "digest", rendered)
         return RedirectResponse(f"/digests/{rendered}", status_code=303)
 
+    @app.post("/digests/subscription", include_in_schema=False)
+    def digests_subscribe(
+        user: Annotated[User, Depends(require("digests"))],
+        email: Annotated[str, Form(max_length=320)] = "",
+        action: Annotated[str, Form()] = "subscribe",
+    ) -> RedirectResponse:
+        if action == "unsubscribe":
+            if subscriptions.unsubscribe(st.engine, user.username):
+                st.audit(user, "unsubscribe", "digest", user.username)
+            return RedirectResponse("/digests?subscription=off", status_code=303)
+        try:
+            found = subscriptions.subscribe(st.engine, user.username, email)
+        except subscriptions.SubscriptionError as exc:
+            raise HTTPException(422, str(exc)) from None
+        st.audit(user, "subscribe", "digest", user.username, email=found["email"])
+        return RedirectResponse("/digests?subscription=on", status_code=303)
+
     @app.get("/digests/{day}", response_class=HTMLResponse, include_in_schema=False)
     def digest_page(
         request: Request, day: date, _user: Annotated[User, Depends(require("digests"))]
     ) -> HTMLResponse:
         if digest_path(settings.digests_dir, day) is None:
             raise HTTPException(404, f"Chưa có bản tin ngày {day:%d/%m/%Y}.")
-        return page(request, "digest.html", day=day)
+        return page(request, "digest.html", day=day, pdf=digest_pdf_path(settings.digests_dir, day))
+
+    @app.get("/digests/{day}/pdf", include_in_schema=False)
+    def digest_pdf(day: date, _user: Annotated[User, Depends(require("digests"))]) -> FileResponse:
+        path = digest_pdf_path(settings.digests_dir, day)
+        if path is None:
+            raise HTTPException(404, f"Chưa có bản PDF của bản tin ngày {day:%d/%m/%Y}; hãy tạo lại bản tin.")
+        return FileResponse(path, media_type="application/pdf", filename=path.name)
 
     @app.get("/digests/{day}/raw", include_in_schema=False)
     def digest_raw(day: date, _user: Annotated[User, Depends(require("digests"))]) -> HTMLResponse:

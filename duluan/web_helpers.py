@@ -215,6 +215,12 @@ def digest_path(digests_dir: Path, day: date) -> Path | None:
     return path if path.is_file() else None
 
 
+def digest_pdf_path(digests_dir: Path, day: date) -> Path | None:
+    """The archived PDF of `day`'s digest, if it was rendered."""
+    path = digests_dir / f"ban-tin-{day.isoformat()}.pdf"
+    return path if path.is_file() else None
+
+
 # -- safe links ----------------------------------------------------------------------------------------
 
 

@@ -68,14 +68,15 @@ def test_every_route_but_probes_login_and_static_needs_a_user(settings: Settings
     assert client.get("/healthz").status_code == 200
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/login").status_code == 200
-    public = {"/healthz", "/readyz", "/login"}
+    public = {"/healthz", "/readyz", "/login", "/lang/{code}"}  # the language switch only sets a cookie
     for route in client.app.routes:  # type: ignore[attr-defined]
         path = getattr(route, "path", "")
         methods = getattr(route, "methods", None) or set()
         if path in public or path.startswith("/static") or "GET" not in methods:
             continue
         url = path.replace("{doc_id}", "doc1").replace("{name}", "x").replace("{source_id}", "x")
-        url = url.replace("{day}", "2026-11-27")
+        url = url.replace("{day}", "2026-11-27").replace("{job_id}", "0" * 32)
+        url = url.replace("{cluster_id}", "c-flood").replace("{username}", "admin1")
         response = client.get(url, follow_redirects=False)
         assert response.status_code in (303, 401), f"{url} answered {response.status_code} without login"
 
@@ -385,3 +386,173 @@ def test_models_show_the_evaluation_of_the_models_in_use(settings: Settings) -> 
         assert len(confusion) == len(labels) and all(len(row) == len(labels) for row in confusion)
         assert sum(map(sum, confusion)) == ev["n"] and 0 < ev["macro_f1"] <= 1
     assert api(settings, "staff1").get("/api/v1/models").status_code == 403
+
+
+# -- exports as background jobs, digests PDF and subscription, the rest of the REST surface ----------
+
+
+def _finished(client: TestClient, job: dict[str, object], timeout: float = 30.0) -> dict[str, object]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        state = client.get(str(job["status_url"])).json()
+        if state["state"] not in ("queued", "running") or time.monotonic() > deadline:
+            return dict(state)
+        time.sleep(0.05)
+
+
+def test_export_jobs_run_in_background_and_only_the_owner_downloads(settings: Settings) -> None:
+    from openpyxl import load_workbook
+
+    staff, analyst, admin = api(settings, "staff1"), api(settings, "analyst1"), api(settings, "admin1")
+    bad = staff.post("/api/v1/exports", json={"q": '"unclosed', "format": "csv"})
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
+    started = staff.post("/api/v1/exports", json={"q": "Đồng Xoài", "format": "csv"})
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["state"] in ("queued", "running", "done") and job["total"] == 4
+    done = _finished(staff, job)
+    assert done["state"] == "done" and done["rows"] == 4 and done["percent"] == 100
+    download = staff.get(str(done["download_url"]))
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    assert "attachment" in download.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["id", "url", "title"] and sorted(r[0] for r in rows[1:]) == [
+        "doc1",
+        "doc2",
+        "doc3",
+        "doc4",
+    ]
+    # Someone else's job does not exist for you; an admin may fetch it.
+    assert analyst.get(str(job["status_url"])).status_code == 404
+    assert analyst.get(str(done["download_url"])).status_code == 404
+    assert admin.get(str(done["download_url"])).status_code == 200
+    assert [j["id"] for j in staff.get("/api/v1/exports").json()] == [job["id"]]
+    assert analyst.get("/api/v1/exports").json() == []
+    # Ids are 32 hex digits: anything else never becomes a path.
+    for evil in ("..%2F..%2Fduluan.db", "%2e%2e", "0" * 31 + "/", "A" * 32):
+        assert staff.get(f"/api/v1/exports/{evil}/download").status_code == 404
+    # XLSX, with a formula-looking title neutralised.
+    backend = open_backend(settings)
+    doc = backend.get("doc5")
+    assert doc is not None
+    backend.upsert([doc.model_copy(update={"title": "=cmd|' /C calc'!A0"})])
+    backend.close()
+    xlsx = _finished(staff, staff.post("/api/v1/exports", json={"q": "trường học", "format": "xlsx"}).json())
+    assert xlsx["state"] == "done"
+    content = staff.get(str(xlsx["download_url"])).content
+    sheet = load_workbook(io.BytesIO(content), read_only=True).active
+    assert sheet is not None
+    values = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert values[1][2] == "'=cmd|' /C calc'!A0"
+    # Delete a finished job; the audit log names who exported what.
+    assert staff.delete(f"/api/v1/exports/{xlsx['id']}").status_code == 204
+    assert staff.get(f"/api/v1/exports/{xlsx['id']}").status_code == 404
+    audit = admin.get("/api/v1/audit", params={"object_type": "search"}).json()
+    assert any(a["action"] == "export" and a["object_id"] == job["id"] for a in audit)
+
+
+def test_export_form_redirects_to_a_progress_page(settings: Settings) -> None:
+    client = browser(settings)
+    login(client, "staff1")
+    csrf = session_csrf(client)
+    response = client.post(
+        "/exports", data={"csrf_token": csrf, "q": "lúa", "format": "csv"}, follow_redirects=False
+    )
+    assert response.status_code == 303 and response.headers["location"].startswith("/exports/")
+    page = client.get(response.headers["location"])
+    assert page.status_code == 200 and "<progress" in page.text
+    assert client.post("/exports", data={"q": "lúa"}, follow_redirects=False).status_code == 403
+
+
+def test_digest_pdf_and_subscription(settings: Settings) -> None:
+    from duluan.digest_subscriptions import SUBSCRIBERS_GROUP, subscriber_groups
+
+    leader = api(settings, "leader1")
+    listing = leader.get("/api/v1/digests").json()
+    day = listing[-1]["day"]
+    one = leader.get(f"/api/v1/digests/{day}").json()
+    assert one["pdf_url"] == f"/digests/{day}/pdf"
+    pdf = leader.get(one["pdf_url"])
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert leader.get("/api/v1/digests/2001-01-01").status_code == 404
+    assert leader.get("/api/v1/digests/subscription").json() == {"subscribed": False}
+    refused = leader.put("/api/v1/digests/subscription", json={"email": "not an address"})
+    assert refused.status_code == 422 and "e-mail" in refused.json()["detail"]
+    ok = leader.put("/api/v1/digests/subscription", json={"email": "lanh.dao@dongnai.gov.vn"})
+    assert ok.status_code == 200 and ok.json()["subscribed"] is True
+    engine = open_database(settings.db_url)
+    try:
+        groups = subscriber_groups(engine, {"ban-giam-doc": ["gd@dongnai.gov.vn"]})
+        assert groups[SUBSCRIBERS_GROUP] == ["lanh.dao@dongnai.gov.vn"]
+        # An address already in a configured group is not sent twice.
+        assert SUBSCRIBERS_GROUP not in subscriber_groups(engine, {"x": ["LANH.DAO@dongnai.gov.vn"]})
+    finally:
+        engine.dispose()
+    assert leader.delete("/api/v1/digests/subscription").status_code == 204
+    assert leader.get("/api/v1/digests/subscription").json()["subscribed"] is False
+
+
+def test_rest_surface_users_sources_stories_saved_searches(settings: Settings) -> None:
+    admin, staff = api(settings, "admin1"), api(settings, "staff1")
+    schema = admin.get("/openapi.json").json()["paths"]
+    for path in (
+        "/api/v1/search",
+        "/api/v1/documents/{doc_id}/labels",
+        "/api/v1/stories",
+        "/api/v1/stories/{cluster_id}",
+        "/api/v1/sources/{source_id}",
+        "/api/v1/sources/{source_id}/health",
+        "/api/v1/saved-searches",
+        "/api/v1/rules/{name}/dry-run",
+        "/api/v1/alerts",
+        "/api/v1/digests",
+        "/api/v1/digests/subscription",
+        "/api/v1/exports",
+        "/api/v1/exports/{job_id}/download",
+        "/api/v1/models",
+        "/api/v1/labels",
+        "/api/v1/users/{username}",
+    ):
+        assert path in schema, path
+    assert set(schema["/api/v1/sources/{source_id}"]) >= {"get", "put", "delete"}
+    story = staff.get("/api/v1/stories/c-flood").json()
+    assert story["total"] == 3 and {h["cluster_id"] for h in story["hits"]} == {"c-flood"}
+    assert staff.get("/api/v1/stories/nope").status_code == 404
+    assert staff.get('/api/v1/stories/a"b').status_code == 422
+    # Users: change a role, deactivate, never yourself.
+    created = admin.post(
+        "/api/v1/users", json={"username": "tam.thoi", "password": "mat-khau-dai-du", "role": "staff"}
+    )
+    assert created.status_code == 201
+    assert admin.patch("/api/v1/users/tam.thoi", json={"role": "leader"}).json()["role"] == "leader"
+    assert admin.patch("/api/v1/users/tam.thoi", json={"active": False}).json()["active"] is False
+    assert admin.patch("/api/v1/users/tam.thoi", json={"password": "ngan"}).status_code == 422
+    assert admin.patch("/api/v1/users/admin1", json={"active": False}).status_code == 409
+    assert admin.patch("/api/v1/users/khong-co", json={"role": "staff"}).status_code == 404
+    assert staff.patch("/api/v1/users/tam.thoi", json={"role": "admin"}).status_code == 403
+    # Sources: health of one, delete.
+    assert admin.get("/api/v1/sources/baodongnai/health").json()["status"] == "never_run"
+    admin.put("/api/v1/sources/xoa", json={"name": "Xóa", "type": "rss", "start_urls": ["https://x.vn/rss"]})
+    assert staff.delete("/api/v1/sources/xoa").status_code == 403
+    assert admin.delete("/api/v1/sources/xoa").status_code == 204
+    assert admin.get("/api/v1/sources/xoa").status_code == 404
+    # Saved searches are per user and validated.
+    saved = staff.put(
+        "/api/v1/saved-searches/ngap", json={"query": "ngập", "filters": {"topic": "moi-truong"}}
+    )
+    assert saved.status_code == 200 and saved.json()["filters"] == {"topic": "moi-truong"}
+    assert staff.put("/api/v1/saved-searches/hong", json={"query": '"mở'}).status_code == 422
+    assert [s["name"] for s in staff.get("/api/v1/saved-searches").json()] == ["ngap"]
+    assert admin.get("/api/v1/saved-searches").json() == []
+    assert staff.delete("/api/v1/saved-searches/ngap").status_code == 204
+
+
+def test_a_saved_rule_can_be_test_run(settings: Settings) -> None:
+    staff = api(settings, "staff1")
+    rule = {"name": "ngap-thu", "rule_type": "match", "query": "ngập", "channels": []}
+    assert staff.post("/api/v1/rules", json=rule).status_code == 201
+    dry = staff.post("/api/v1/rules/ngap-thu/dry-run").json()
+    assert dry["rule"] == "ngap-thu" and dry["evaluations"] > 0 and dry["alerts"]
+    assert api(settings, "leader1").post("/api/v1/rules/ngap-thu/dry-run").status_code == 403
