@@ -17,6 +17,7 @@ from rich.console import Console
 
 from duluan.cli_config import config_app
 from duluan.cli_index import export_command, reindex_command
+from duluan.cli_nlp import nlp_app
 from duluan.cli_users import users_app
 from duluan.settings import ConfigError, Settings, load_settings
 
@@ -31,7 +32,6 @@ index_app = typer.Typer(help="Manage the search index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 alerts_app = typer.Typer(help="Alert rules.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
-nlp_app = typer.Typer(help="Vietnamese NLP models.", no_args_is_help=True)
 app.add_typer(nlp_app, name="nlp")
 app.add_typer(users_app, name="users")
 app.add_typer(config_app, name="config")
@@ -371,33 +371,6 @@ def digest(
         )
     path = render_digest(settings(), _parse_day(day, "--date"), out)
     typer.echo(str(path))
-
-
-@nlp_app.command("predict")
-def nlp_predict(
-    task: Annotated[str, typer.Option(help="topic, sentiment or toxicity.")],
-) -> None:
-    """Read JSONL (`text`, optional `title`) on stdin; write it back with `label` and `scores`."""
-    from nlp.classify import load_classifier
-
-    if task not in ("topic", "sentiment", "toxicity"):
-        raise typer.BadParameter("use topic, sentiment or toxicity", param_hint="--task")
-    classifier = load_classifier(task, settings().models_dir)
-    for line_no, line in enumerate(sys.stdin, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get("text", ""), str):
-                raise ValueError("each line must be an object with a string 'text'")
-        except ValueError as exc:
-            err.print(f"stdin line {line_no}: {exc}; skipped", markup=False)
-            continue
-        prediction = classifier.predict([row.get("text") or ""], [row.get("title") or ""])[0]
-        row.update(label=prediction.label, scores=prediction.scores)
-        if prediction.flag:
-            row["flag"] = prediction.flag
-        typer.echo(json.dumps(row, ensure_ascii=False))
 
 
 def main() -> None:
