@@ -18,6 +18,7 @@ from rich.console import Console
 from duluan.cli_config import config_app
 from duluan.cli_index import export_command, reindex_command
 from duluan.cli_nlp import nlp_app
+from duluan.cli_ops import register as register_ops
 from duluan.cli_users import users_app
 from duluan.settings import ConfigError, Settings, load_settings
 
@@ -49,6 +50,9 @@ def settings() -> Settings:
     except ConfigError as exc:
         err.print(f"[red]Configuration error[/red]: {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
+
+
+register_ops(app, settings)  # backup, restore, status, allow-private (duluan/cli_ops.py)
 
 
 @app.callback()
