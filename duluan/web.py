@@ -66,6 +66,7 @@ from duluan import digest_subscriptions as subscriptions
 from duluan.accounts import ROLES, LoginThrottle, Session, User
 from duluan.db import open_database
 from duluan.export_jobs import MEDIA_TYPES, ExportJob, ExportJobError, ExportJobs
+from duluan.i18n import N_
 from duluan.settings import Settings
 from duluan.web_helpers import (
     digest_path,
@@ -108,6 +109,15 @@ EXPORT_MAX_ROWS = 50_000
 TOKEN_CACHE_S = 30.0
 #: The labelling queue ranks at most this many recent documents (keeps the page fast on big indexes).
 QUEUE_SCAN_MAX = 5_000
+#: Titles of error pages people see (the API keeps the HTTP phrase).
+UI_STATUS_TITLES = {
+    400: N_("Yêu cầu không hợp lệ"),
+    403: N_("Không có quyền truy cập"),
+    404: N_("Không tìm thấy"),
+    409: N_("Xung đột dữ liệu"),
+    422: N_("Dữ liệu không hợp lệ"),
+    429: N_("Quá nhiều yêu cầu"),
+}
 
 
 # -- errors --------------------------------------------------------------------------------------------
@@ -398,7 +408,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         if _is_api(request):
             return _problem(403, "Forbidden", detail, capability=exc.capability)
-        return _error_page(request, 403, "Không có quyền truy cập", detail)
+        return _error_page(request, 403, N_("Không có quyền truy cập"), detail)
 
     @app.exception_handler(QueryError)
     async def _query_error(request: Request, exc: QueryError) -> Response:
@@ -408,7 +418,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _is_api(request) or request.url.path in ("/healthz", "/readyz"):
             return _problem(exc.status_code, _status_title(exc.status_code), str(exc.detail))
-        return _error_page(request, exc.status_code, _status_title(exc.status_code), str(exc.detail))
+        title = UI_STATUS_TITLES.get(exc.status_code) or _status_title(exc.status_code)
+        return _error_page(request, exc.status_code, title, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -416,7 +427,7 @@ def create_app(settings: Settings) -> FastAPI:
         detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         if _is_api(request):
             return _problem(422, "Invalid request", detail, errors=problems)
-        return _error_page(request, 422, "Dữ liệu không hợp lệ", detail)
+        return _error_page(request, 422, N_("Dữ liệu không hợp lệ"), detail)
 
     # ---- authentication and authorisation ----
 
@@ -524,7 +535,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page(request: Request, next: str = "/") -> HTMLResponse:
         token = secrets.token_urlsafe(24)
-        response = page(request, "login.html", login_csrf=token, next=_safe_next(next), error=None)
+        response = page(
+            request, "login.html", login_csrf=token, next=_safe_next(next), error=None, error_values={}
+        )
         response.set_cookie(
             LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=st.secure_cookies, max_age=3600
         )
@@ -543,9 +556,16 @@ def create_app(settings: Settings) -> FastAPI:
         keys_user, keys_ip = [f"user:{username.strip().lower()}"], [f"ip:{client}"]
         now = datetime.now(UTC)
 
-        def fail(message: str, status: int) -> HTMLResponse:
+        def fail(message: str, status: int, **values: object) -> HTMLResponse:
             token = secrets.token_urlsafe(24)
-            response = page(request, "login.html", login_csrf=token, next=_safe_next(next), error=message)
+            response = page(
+                request,
+                "login.html",
+                login_csrf=token,
+                next=_safe_next(next),
+                error=message,
+                error_values=values,
+            )
             response.status_code = status
             response.set_cookie(
                 LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=st.secure_cookies
@@ -553,17 +573,18 @@ def create_app(settings: Settings) -> FastAPI:
             return response
 
         if not cookie_token or not secrets.compare_digest(cookie_token, csrf_token):
-            return fail("Biểu mẫu đăng nhập đã hết hạn; hãy thử lại.", 400)
+            return fail(N_("Biểu mẫu đăng nhập đã hết hạn; hãy thử lại."), 400)
         wait = max(st.throttle_user.retry_after(keys_user, now), st.throttle_ip.retry_after(keys_ip, now))
         if wait:
-            response = fail(f"Đăng nhập sai quá nhiều lần; hãy thử lại sau {wait // 60 + 1} phút.", 429)
+            message = N_("Đăng nhập sai quá nhiều lần; hãy thử lại sau {minutes} phút.")
+            response = fail(message, 429, minutes=wait // 60 + 1)
             response.headers["Retry-After"] = str(wait)
             return response
         user = accounts.authenticate(st.engine, username, password)
         if user is None:
             st.throttle_user.failed(keys_user, now)
             st.throttle_ip.failed(keys_ip, now)
-            return fail("Sai tên đăng nhập hoặc mật khẩu.", 401)
+            return fail(N_("Sai tên đăng nhập hoặc mật khẩu."), 401)
         st.throttle_user.succeeded(keys_user)
         session = accounts.create_session(st.engine, user)
         redirect = RedirectResponse(_safe_next(next), status_code=303)
@@ -1269,9 +1290,9 @@ def create_app(settings: Settings) -> FastAPI:
             if view == "stories":
                 result.hits = result.hits[(page_no - 1) * per_page :]
             if result.histogram:
-                chart = svg_bar_chart(
-                    [(d.strftime("%d/%m"), n) for d, n in result.histogram], title="Số bài theo ngày"
-                )
+                translate = i18n.translator(i18n.language_of(request.cookies.get(i18n.LANG_COOKIE)))
+                points = [(d.strftime("%d/%m"), n) for d, n in result.histogram]
+                chart = svg_bar_chart(points, title=translate("Số bài theo ngày"))
         except QueryError as exc:
             where = f" (vị trí {exc.position})" if exc.position is not None else ""
             error = f"{exc.message_vi}{where} / {exc}"

@@ -68,7 +68,8 @@ def test_every_route_but_probes_login_and_static_needs_a_user(settings: Settings
     assert client.get("/healthz").status_code == 200
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/login").status_code == 200
-    public = {"/healthz", "/readyz", "/login", "/lang/{code}"}  # the language switch only sets a cookie
+    # The language switch only sets a cookie; /metrics has its own rule (loopback or token, tests/ops).
+    public = {"/healthz", "/readyz", "/login", "/lang/{code}", "/metrics"}
     for route in client.app.routes:  # type: ignore[attr-defined]
         path = getattr(route, "path", "")
         methods = getattr(route, "methods", None) or set()

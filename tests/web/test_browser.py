@@ -131,6 +131,16 @@ def test_leader_opens_a_digest(browser: Any, live_server: LiveServer) -> None:
     frame.locator("body").wait_for()
     assert "Đồng Nai" in frame.locator("body").inner_text()
     _shot(page, "digest")
+    pdf = page.request.get(page.get_attribute("#digest-pdf", "href"))
+    assert pdf.status == 200 and pdf.body().startswith(b"%PDF")
+    # Subscribe to the morning e-mail, then unsubscribe.
+    page.goto("/digests")
+    page.fill("input[name=email]", "lanh.dao@dongnai.gov.vn")
+    page.click("#subscribe")
+    page.wait_for_selector("#subscription")
+    assert "lanh.dao@dongnai.gov.vn" in page.inner_text("#subscription")
+    page.click("#unsubscribe")
+    page.wait_for_selector("#subscribe")
     # Leaders read; they do not edit alert rules.
     page.goto("/alerts")
     assert "Không có quyền truy cập" in page.inner_text("h1")
@@ -170,4 +180,32 @@ def test_staff_cannot_open_admin_pages(browser: Any, live_server: LiveServer) ->
     assert response is not None and response.status == 200 and "staff1" in admin.inner_text("table")
     _shot(admin, "users")
     admin.context.close()
+    page.context.close()
+
+
+def test_staff_exports_with_progress_then_switches_to_english(browser: Any, live_server: LiveServer) -> None:
+    page = _page(browser, live_server)
+    _login(page, "staff1")
+    page.goto("/?q=ngập&view=list")
+    page.select_option("#export-form select[name=format]", "csv")
+    page.click("#export-start")  # app.js starts the job through the API and polls its progress
+    page.wait_for_selector("#export-download")
+    assert page.locator("#export-progress progress").get_attribute("value") == "100"
+    with page.expect_download() as download:
+        page.click("#export-download")
+    content = download.value.path().read_text(encoding="utf-8-sig")
+    assert content.startswith("id,url,title") and content.count("baodongnai.com.vn") >= 1
+    _shot(page, "export")
+    page.goto("/exports")
+    assert page.locator("tr.job[data-state=done]").count() >= 1
+    _shot(page, "exports")
+    # English, once: the switch in the header keeps the page and remembers the choice.
+    page.goto("/?q=ngập")
+    page.click("#lang-en")
+    page.wait_for_selector("html[lang=en]")
+    assert "Search the news" in page.inner_text("h1")
+    assert "outlets" in page.inner_text(".results") and "Export results" in page.inner_text(".results")
+    page.goto("/overview")
+    assert "Top stories (48 hours)" in page.inner_text("main")
+    _shot(page, "overview-en")
     page.context.close()
