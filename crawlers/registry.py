@@ -16,9 +16,18 @@ from typing import Any
 
 import sqlalchemy as sa
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from crawlers.social_api import facebook_page_ref, youtube_target
+from crawlers.ssrf import PrivateTargetError, check_urls
 from schema.document import SourceType
 
 #: The seed list shipped with the service.
@@ -132,6 +141,10 @@ class SourceSpec(BaseModel):
     politeness: Politeness = Field(default_factory=lambda: Politeness())
     site_rules: SiteRulesSpec = Field(default_factory=lambda: SiteRulesSpec())
     enabled: bool = True
+    allow_private: bool = Field(
+        default=False,
+        description="Admin-set: start URLs may target loopback/private addresses (crawlers/ssrf.py).",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -164,6 +177,18 @@ class SourceSpec(BaseModel):
             self.source_type = _DEFAULT_SOURCE_TYPE[self.type]
         return self
 
+    @model_validator(mode="after")
+    def _public_targets(self, info: ValidationInfo) -> SourceSpec:
+        # Only URLs people enter (validated with CHECK_TARGETS) are resolved and checked: stored
+        # sources and the admin's seed file load without DNS look-ups.
+        checked = bool(info.context and info.context.get("check_targets"))
+        if checked and not self.allow_private and self.type in WEB_KINDS:
+            try:
+                check_urls(self.start_urls)
+            except PrivateTargetError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
     def interval_minutes(self) -> int:
         """How often to crawl, in minutes; for a cron schedule, the gap between its next two runs."""
         match = _INTERVAL.match(self.schedule)
@@ -179,6 +204,10 @@ class SourceSpec(BaseModel):
         if first is None or second is None:
             return 1440
         return max(1, int((second - first).total_seconds() // 60))
+
+
+#: Validation context for user-entered sources: `SourceSpec.model_validate(raw, context=CHECK_TARGETS)`.
+CHECK_TARGETS: dict[str, Any] = {"check_targets": True}
 
 
 class SeedFileError(ValueError):
@@ -240,7 +269,8 @@ def _row(spec: SourceSpec) -> dict[str, Any]:
         "source_type": spec.source_type.value,
         "start_urls": list(spec.start_urls),
         "schedule": spec.schedule,
-        "politeness": spec.politeness.model_dump(),
+        # allow_private rides in the politeness JSON column (no schema migration for one flag).
+        "politeness": {**spec.politeness.model_dump(), "allow_private": spec.allow_private},
         "site_rules": spec.site_rules.model_dump(),
         "enabled": spec.enabled,
     }
@@ -278,7 +308,8 @@ def _spec_from_row(row: sa.Row[Any]) -> SourceSpec:
             "source_type": row.source_type,
             "start_urls": row.start_urls,
             "schedule": row.schedule,
-            "politeness": row.politeness,
+            "politeness": {k: v for k, v in (row.politeness or {}).items() if k != "allow_private"},
+            "allow_private": bool((row.politeness or {}).get("allow_private", False)),
             "site_rules": row.site_rules,
             "enabled": row.enabled,
         }

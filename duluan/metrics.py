@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import Request
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -385,7 +386,6 @@ def metrics_allowed(client_host: str | None, headers: Any, token_valid: bool) ->
 
 def mount_metrics(app: Any, state: Any) -> None:
     """Add GET /metrics to the web app; `state` is its WebState (settings, engine, backend, tokens)."""
-    from fastapi import Request
     from fastapi.responses import JSONResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from prometheus_client.registry import CollectorRegistry
