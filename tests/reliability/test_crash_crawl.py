@@ -119,8 +119,12 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             site.access.new_run()
             pid = zygote.start(job)
             target = len(seen_before) + rng.randint(1, len(unseen) - 1)
+
+            def advanced(n: int = target) -> bool:
+                return len(seen_url_keys(home)) >= n
+
             try:
-                wait_for(lambda n=target: len(seen_url_keys(home)) >= n, 60, f"{target} seen URLs")
+                wait_for(advanced, 60, f"{target} seen URLs")
             finally:
                 kill_quietly(pid)
         elif mode == "request":
