@@ -45,8 +45,8 @@ def main(job_path: str) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
         real_mark(engine, delivery_ids, **values)
 
-    alerts.delivery._claim = claim  # type: ignore[assignment]
-    alerts.delivery._mark = mark  # type: ignore[assignment]
+    alerts.delivery._claim = claim
+    alerts.delivery._mark = mark
     smtp = job["smtp"]
     channel = EmailChannel(
         SmtpConfig(
