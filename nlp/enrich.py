@@ -2,7 +2,9 @@
 
 ``Enricher`` loads the three classifiers once and fills ``lang``, ``topic``/``topic_scores``,
 ``sentiment``/``sentiment_scores``, ``toxicity``/``toxicity_scores``, ``entities``, ``keywords`` and
-``province_relevance``. It works in batches (vectorising many texts at once is much faster) and a
+``province_relevance``. Entities, language and province relevance come from the spaCy pipeline of
+``nlp.pipeline`` (underthesea word segmentation, gazetteer PhraseMatcher, CRF NER). It works in
+batches (vectorising many texts at once is much faster) and a
 failure on one document never stops the others: that document is returned as it came, and the
 error is logged.
 """
@@ -16,15 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from nlp.classify import Prediction, TextClassifier, load_classifier
-from nlp.entities import (
-    EntityExtractor,
-    Gazetteer,
-    _Phrase,
-    default_gazetteer,
-    province_relevance,
-)
+from nlp.entities import Gazetteer, _Phrase, default_gazetteer, with_watchlist
 from nlp.keywords import extract_keywords
-from nlp.langid import detect_language
+from nlp.normalize import normalize_tone_marks
+from nlp.pipeline import build_pipeline, doc_entities, doc_province_relevance
 from schema.document import Document, SourceType
 
 log = logging.getLogger(__name__)
@@ -52,17 +49,25 @@ class Enricher:
         models_dir: Path | None = None,
         province: str = "Đồng Nai",
         province_aliases: Sequence[str] = tuple(DEFAULT_PROVINCE_ALIASES),
-        use_crf_ner: bool = False,
+        use_crf_ner: bool = True,
         toxicity_for_news: bool = False,
         keywords_per_doc: int = 10,
         gazetteer: Gazetteer | None = None,
+        watchlist_path: Path | None = None,
+        crf_ner_chars: int = 0,
     ) -> None:
+        """``watchlist_path``: an analysts' YAML of officials/organisations added to the gazetteer.
+        ``use_crf_ner``: underthesea's CRF NER for entities the gazetteers miss; ``crf_ner_chars`` > 0
+        limits it to the start of title + text (0: the whole document)."""
         self.topic: TextClassifier = load_classifier("topic", models_dir)
         self.sentiment: TextClassifier = load_classifier("sentiment", models_dir)
         self.toxicity: TextClassifier = load_classifier("toxicity", models_dir)
-        self.gazetteer = _with_aliases(gazetteer or default_gazetteer(), province, province_aliases)
+        gaz = gazetteer or default_gazetteer()
+        if watchlist_path is not None:
+            gaz = with_watchlist(gaz, watchlist_path)
+        self.gazetteer = _with_aliases(gaz, province, province_aliases)
         self.province = self.gazetteer.canonical_province(province) or province
-        self.entities = EntityExtractor(gazetteer=self.gazetteer, use_crf_ner=use_crf_ner)
+        self.nlp = build_pipeline(self.gazetteer, crf_ner=use_crf_ner, crf_max_chars=crf_ner_chars)
         self.toxicity_for_news = toxicity_for_news
         self.keywords_per_doc = keywords_per_doc
 
@@ -112,20 +117,19 @@ class Enricher:
     def _fill(
         self, doc: Document, topic: Prediction, sentiment: Prediction, toxicity: Prediction | None
     ) -> Document:
-        title, text = doc.title or "", doc.text or ""
-        lang, _confidence = detect_language(f"{title}\n{text[:2000]}")
-        entities = self.entities.extract(title, text)
-        lead, rest = split_lead(text)
+        title, text = normalize_tone_marks(doc.title or ""), normalize_tone_marks(doc.text or "")
+        lead, _rest = split_lead(text)
+        parsed = self.nlp(f"{title}\n{text}")
         update: dict[str, Any] = {
-            "lang": lang,
+            "lang": parsed._.lang,
             "topic": topic.label,
             "topic_scores": topic.scores,
             "sentiment": sentiment.label,
             "sentiment_scores": sentiment.scores,
-            "entities": entities,
+            "entities": doc_entities(parsed),
             "keywords": extract_keywords(title, text, k=self.keywords_per_doc),
-            "province_relevance": province_relevance(
-                entities, title, lead, rest, self.province, self.gazetteer
+            "province_relevance": doc_province_relevance(
+                parsed, self.province, title_end=len(title), lead_end=len(title) + 1 + len(lead)
             ),
         }
         if toxicity is not None:

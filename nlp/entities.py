@@ -13,6 +13,7 @@ spaCy): cheap enough to run on every document.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -131,6 +132,7 @@ class Mention:
     start: int
     end: int
     province: str | None = None  # the (new) province this mention points at, if any
+    place_start: int | None = None  # for an agency ORG ("UBND tỉnh Bình Phước"): where the place starts
 
 
 def _key(phrase: str) -> tuple[str, ...]:
@@ -240,6 +242,25 @@ def _add_user_entries(gaz: Gazetteer, raw: dict[str, Any], path: Path) -> None:
                 gaz.first_tokens.add(key[0])
 
 
+def with_watchlist(gaz: Gazetteer, path: Path) -> Gazetteer:
+    """A copy of ``gaz`` plus the entries of a user watchlist YAML (same keys as ``gazetteer.yaml``:
+    ``watchlist``, and optionally ``province_aliases`` and ``agency_heads``)."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"watchlist file {path} does not exist; create it (see nlp/gazetteer.yaml for the format)"
+            " or unset nlp.watchlist_path"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc}); fix the file or unset nlp.watchlist_path") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping with a 'watchlist' list, got {type(raw).__name__}")
+    extended = copy.deepcopy(gaz)
+    _add_user_entries(extended, raw, path)
+    return extended
+
+
 @lru_cache(maxsize=4)
 def default_gazetteer(extra_path: Path | None = GAZETTEER_PATH) -> Gazetteer:
     return build_gazetteer(extra_path)
@@ -293,7 +314,9 @@ def find_mentions(text: str, gazetteer: Gazetteer | None = None) -> list[Mention
             surface = text[tokens[org_start][1] : end]
             place = text[start:end]
             canonical = " ".join(p for p in (head, scope, place) if p)
-            mentions.append(Mention(surface, "ORG", canonical, tokens[org_start][1], end, province))
+            mentions.append(
+                Mention(surface, "ORG", canonical, tokens[org_start][1], end, province, place_start=start)
+            )
         else:
             mentions.append(Mention(text[start:end], phrase.label, phrase.canonical, start, end, province))
         i += n
