@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from crawlers.registry import DEFAULT_SEED_FILE, get_source, list_sources, load_seed_yaml, upsert_sources
 from duluan.db import open_database
+from duluan.metrics import LatencyRecorder
 from duluan.settings import Settings
 from index.backend import SearchBackend
 from schema import Document
@@ -63,12 +64,14 @@ def crawl_sources(settings: Settings, source_ids: list[str] | None = None) -> Cr
         specs = list_sources(engine, enabled_only=True)
     engine.dispose()
     enrichers: list[Enricher] = []
+    latency = LatencyRecorder()  # NLP time per document, for /metrics (duluan/metrics.py)
 
     def enrich(doc: Document) -> Document:
         # Models load on the first document, so a crawl of an unreachable source stays cheap.
         if not enrichers:
             enrichers.append(make_enricher(settings))
-        return enrichers[0].enrich(doc)
+        with latency.time():
+            return enrichers[0].enrich(doc)
 
     backend = open_backend(settings)
     try:
@@ -86,6 +89,7 @@ def crawl_sources(settings: Settings, source_ids: list[str] | None = None) -> Cr
         record_crawl_report(engine, report)  # source health reads these rows
     finally:
         engine.dispose()
+        latency.flush(settings.home)
     return report
 
 

@@ -36,6 +36,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from duluan.metrics import install_job_journal
 from duluan.settings import AlertSettings, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -515,9 +516,11 @@ def build_scheduler(settings: Settings) -> LeasedScheduler:
     def sync(scheduler: BackgroundScheduler) -> None:
         sync_jobs(scheduler, service_jobs(settings, engine), managed_prefixes=MANAGED_JOB_PREFIXES)
 
+    scheduler = new_scheduler(engine, settings.tz)
+    install_job_journal(scheduler, settings.home)  # job outcomes for /metrics and `duluan status`
     return LeasedScheduler(
         engine,
-        new_scheduler(engine, settings.tz),
+        scheduler,
         sync,
         ttl=timedelta(seconds=settings.alerts.scheduler_lease_seconds),
     )

@@ -36,7 +36,40 @@ def install_security_headers(app: FastAPI) -> None:
 
 def install_ops_routes(app: FastAPI, state: Any) -> None:
     """What the ops side adds to the web app: the extra headers above and GET /metrics."""
-    from duluan.metrics import mount_metrics
-
     install_security_headers(app)
     mount_metrics(app, state)
+
+
+def mount_metrics(app: Any, state: Any) -> None:
+    """Add GET /metrics to the web app; `state` is its WebState (settings, engine, backend, tokens)."""
+    from fastapi.responses import JSONResponse
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from duluan.metrics import DuluanCollector, metrics_allowed
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DuluanCollector(state.settings, state.engine, lambda: state.backend.count()))
+
+    @app.get("/metrics", include_in_schema=False, response_model=None)
+    def metrics(request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        token_valid = (
+            auth.lower().startswith("bearer ") and state.user_for_token(auth[7:].strip()) is not None
+        )
+        client = request.client.host if request.client else None
+        if not metrics_allowed(client, request.headers, token_valid):
+            response = JSONResponse(
+                {
+                    "type": "about:blank",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "/metrics answers loopback clients (not through a proxy) or a valid "
+                    "'Authorization: Bearer <token>' (create one with `duluan users token NAME`).",
+                },
+                status_code=401,
+                media_type="application/problem+json",
+            )
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
