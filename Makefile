@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit demo bench clean system-deps
+.PHONY: run test lint typecheck unit demo bench clean system-deps audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: lint typecheck unit
 
 demo: $(STAMP)
 	$(BIN)/duluan demo
+
+# Known vulnerabilities in the pinned dependencies (needs the PyPI JSON API or OSV; not part of `test`:
+# exit 3 when the database cannot be reached, AUDIT_FLAGS=--allow-offline makes that a warning).
+audit: $(DEV_STAMP)
+	$(BIN)/python scripts/audit.py $(AUDIT_FLAGS)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
