@@ -71,6 +71,11 @@ class NlpSettings(_Section):
     models_dir: Path | None = Field(
         None, description="Models in use; default: <home>/models, then shipped ones."
     )
+    watchlist_path: Path | None = Field(
+        None,
+        description="Analysts' watchlist YAML (officials, organisations; format of nlp/gazetteer.yaml)"
+        " added to the entity gazetteer.",
+    )
 
 
 class IndexSettings(_Section):

@@ -64,6 +64,7 @@ def make_enricher(settings: Settings) -> Enricher:
         models_dir=settings.models_dir,
         province=settings.province.name,
         province_aliases=settings.province.aliases,
+        watchlist_path=settings.nlp.watchlist_path,
     )
 
 
