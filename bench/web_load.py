@@ -6,7 +6,10 @@ port, then runs N virtual users for --duration seconds. Each user loops: a query
 page 1 with facets, then pages 2 and 3 (offset 20, 40). Latency is measured per request on the
 client (httpx, asyncio) and reported as p50/p95/p99 with the error rate (non-200 or transport error).
 `--think S` makes each user pause (exponential, mean S seconds) between requests like a person reading;
-`--think 0` is a closed-loop stress test.
+`--think 0` is a closed-loop stress test. The web app caches result pages per index commit, and the
+fixed query list repeats, so `--no-repeat` gives every user session its own end date (`to=`): every
+request is then a cache miss, the worst case. The report adds the server's CPU seconds (all its
+processes, from /proc) per request next to the wall-clock latencies, since the machine may be shared.
 
     .venv/bin/python -m bench.web_load --docs 1000000 --users 50 --duration 60 --home /tmp/duluan-1m
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -24,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
 
@@ -101,6 +106,24 @@ def start_server(home: Path, port: int, workers: int) -> subprocess.Popen[bytes]
     raise RuntimeError("server did not become ready in 120 s")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its children that have been waited for (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU of the server process and its live worker processes (uvicorn --workers)."""
+    total = process_cpu_seconds(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.is_file():
+        for child in children.read_text().split():
+            with contextlib.suppress(OSError, ValueError):
+                total += process_cpu_seconds(int(child))
+    return total
+
+
 async def user_loop(
     client: httpx.AsyncClient,
     seed: int,
@@ -108,12 +131,16 @@ async def user_loop(
     think_s: float,
     latencies: list[float],
     errors: list[str],
+    no_repeat: bool = False,
 ) -> None:
     rng = random.Random(seed)
     while time.monotonic() < stop_at:
         query = rng.choice(QUERIES)
+        session: dict[str, str] = {}
+        if no_repeat:  # an end date of its own, after the corpus (same matches): never a cached page
+            session["to"] = (date(2026, 12, 1) + timedelta(days=rng.randrange(100_000))).isoformat()
         for page, extra in enumerate(({"facets": "true"}, {}, {})):
-            params = {"q": query, "limit": "20", "offset": str(page * 20), **extra}
+            params = {"q": query, "limit": "20", "offset": str(page * 20), **session, **extra}
             started = time.perf_counter()
             try:
                 response = await client.get("/api/v1/search", params=params)
@@ -129,20 +156,33 @@ async def user_loop(
                 return
 
 
-async def run_load(url: str, token: str, users: int, duration: float, think_s: float) -> dict[str, object]:
+async def run_load(
+    url: str,
+    token: str,
+    users: int,
+    duration: float,
+    think_s: float,
+    no_repeat: bool = False,
+    server_pid: int | None = None,
+) -> dict[str, object]:
     latencies: list[float] = []
     errors: list[str] = []
     limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
     async with httpx.AsyncClient(
         base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30, limits=limits
     ) as client:
-        await client.get("/api/v1/search", params={"q": "warm up"})
+        # A long-running server has read the index's columns before: warm them (facets too).
+        await client.get("/api/v1/search", params={"q": "warm up", "facets": "true", "histogram": "true"})
         started = time.monotonic()
+        cpu_before = server_cpu_seconds(server_pid) if server_pid else 0.0
+        client_cpu_before = time.process_time()
         stop_at = started + duration
         await asyncio.gather(
-            *(user_loop(client, i, stop_at, think_s, latencies, errors) for i in range(users))
+            *(user_loop(client, i, stop_at, think_s, latencies, errors, no_repeat) for i in range(users))
         )
         elapsed = time.monotonic() - started
+        server_cpu = server_cpu_seconds(server_pid) - cpu_before if server_pid else float("nan")
+        client_cpu = time.process_time() - client_cpu_before
     ordered = sorted(latencies)
 
     def pct(p: float) -> float:
@@ -158,6 +198,11 @@ async def run_load(url: str, token: str, users: int, duration: float, think_s: f
         "p95_ms": round(pct(0.95), 1),
         "p99_ms": round(pct(0.99), 1),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+        "server_cpu_s": round(server_cpu, 1),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(len(latencies), 1), 2),
+        "client_cpu_s": round(client_cpu, 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "no_repeat": no_repeat,
         "errors": len(errors),
         "error_rate": round(len(errors) / max(len(latencies), 1), 4),
         "first_errors": errors[:5],
@@ -176,6 +221,9 @@ def main() -> None:
         "--think", type=float, default=0.0, help="mean pause between a user's requests, s (0: closed loop)"
     )
     parser.add_argument("--workers", type=int, default=1, help="web server processes")
+    parser.add_argument(
+        "--no-repeat", action="store_true", help="a date filter per user session: every page is a cache miss"
+    )
     parser.add_argument("--home", type=Path, default=Path("bench/out/web_load_home"))
     parser.add_argument("--build-only", action="store_true", help="build the home and exit")
     args = parser.parse_args()
@@ -187,7 +235,15 @@ def main() -> None:
     server = start_server(args.home.resolve(), port, args.workers)
     try:
         report = asyncio.run(
-            run_load(f"http://127.0.0.1:{port}", token, args.users, args.duration, args.think)
+            run_load(
+                f"http://127.0.0.1:{port}",
+                token,
+                args.users,
+                args.duration,
+                args.think,
+                args.no_repeat,
+                server.pid,
+            )
         )
     finally:
         server.send_signal(signal.SIGTERM)

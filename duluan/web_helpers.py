@@ -8,7 +8,10 @@ from __future__ import annotations
 import heapq
 import json
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from html import escape
@@ -21,6 +24,90 @@ from alerts.schedule import parse_schedule
 from alerts.store import KeyState, RuleSpec
 from index.backend import SearchBackend
 from schema import Document
+
+# -- result cache ------------------------------------------------------------------------------------
+
+
+class ResultCache:
+    """A small thread-safe LRU of search results (hits, facets, chart) for the web process.
+
+    An entry is served only while the index `generation` it was computed on is current and it is
+    younger than `ttl_s`. For the embedded index the generation is the `meta.json` stamp that every
+    commit of any process rewrites, so a cached page is never older than the index; for a remote index
+    (no file to watch) entries simply expire after `ttl_s`.
+    """
+
+    def __init__(
+        self, generation: Callable[[], Hashable], *, max_entries: int = 512, ttl_s: float = 60.0
+    ) -> None:
+        self.generation = generation
+        self.max_entries = max_entries
+        self.ttl_s = ttl_s
+        self._entries: OrderedDict[Hashable, tuple[Hashable, float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._computing: dict[Hashable, threading.Lock] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def _fresh(self, key: Hashable, generation: Hashable, now: float) -> tuple[bool, Any]:
+        found = self._entries.get(key)
+        if found is not None and found[0] == generation and now - found[1] < self.ttl_s:
+            self._entries.move_to_end(key)
+            return True, found[2]
+        return False, None
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The cached value of `key`, or `compute()`'s. Concurrent misses on one key compute it once
+        (the others wait for it), so a burst of people opening the same page costs one search."""
+        generation = self.generation()
+        with self._lock:
+            hit, value = self._fresh(key, generation, time.monotonic())
+            if hit:
+                self.hits += 1
+                return value
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        with key_lock:  # other keys are served meanwhile
+            with self._lock:
+                hit, value = self._fresh(key, generation, time.monotonic())
+                if hit:
+                    self.hits += 1
+                    return value
+                self.misses += 1
+            try:
+                value = compute()
+            except BaseException:
+                with self._lock:
+                    self._computing.pop(key, None)
+                raise
+            with self._lock:
+                self._entries[key] = (generation, time.monotonic(), value)
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+                self._computing.pop(key, None)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def index_generation(index_dir: Path | None) -> Callable[[], Hashable]:
+    """The generation function of `ResultCache`: the embedded index's `meta.json` (mtime, size), or a
+    constant when there is no such file (remote index: the TTL alone bounds staleness)."""
+    if index_dir is None:
+        return lambda: 0
+    meta = index_dir / "meta.json"
+
+    def generation() -> Hashable:
+        try:
+            stat = meta.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+    return generation
+
 
 # -- charts --------------------------------------------------------------------------------------------
 

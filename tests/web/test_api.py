@@ -557,3 +557,55 @@ def test_a_saved_rule_can_be_test_run(settings: Settings) -> None:
     dry = staff.post("/api/v1/rules/ngap-thu/dry-run").json()
     assert dry["rule"] == "ngap-thu" and dry["evaluations"] > 0 and dry["alerts"]
     assert api(settings, "leader1").post("/api/v1/rules/ngap-thu/dry-run").status_code == 403
+
+
+def test_result_cache_follows_the_index_generation_ttl_and_size() -> None:
+    import threading
+    import time
+
+    from duluan.web_helpers import ResultCache
+
+    generation = [1]
+    calls: list[str] = []
+
+    def compute(key: str) -> str:
+        calls.append(key)
+        time.sleep(0.05)
+        return f"{key}@{generation[0]}"
+
+    cache = ResultCache(lambda: generation[0], max_entries=2, ttl_s=60)
+    assert cache.get_or_compute("a", lambda: compute("a")) == "a@1"
+    assert cache.get_or_compute("a", lambda: compute("a")) == "a@1" and calls == ["a"]
+    generation[0] = 2  # a commit: nothing computed before it is served
+    assert cache.get_or_compute("a", lambda: compute("a")) == "a@2" and calls == ["a", "a"]
+    cache.get_or_compute("b", lambda: compute("b"))
+    cache.get_or_compute("c", lambda: compute("c"))  # evicts the least recently used, "a"
+    cache.get_or_compute("a", lambda: compute("a"))
+    assert calls == ["a", "a", "b", "c", "a"]
+    # Concurrent misses on one key compute it once.
+    calls.clear()
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get_or_compute("d", lambda: compute("d"))))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["d"] and results == ["d@2"] * 8
+    expired = ResultCache(lambda: 1, ttl_s=0.0)
+    expired.get_or_compute("x", lambda: compute("x"))
+    expired.get_or_compute("x", lambda: compute("x"))
+    assert calls.count("x") == 2
+
+
+def test_search_pages_are_never_staler_than_the_index(settings: Settings) -> None:
+    staff = api(settings, "staff1")
+    before = staff.get("/api/v1/search", params={"q": "khinh khí cầu"}).json()["total"]
+    backend = open_backend(settings)
+    doc = backend.get("doc7")
+    assert doc is not None
+    backend.upsert([doc.model_copy(update={"id": "doc-new", "title": "Lễ hội khinh khí cầu"})])
+    backend.close()
+    assert staff.get("/api/v1/search", params={"q": "khinh khí cầu"}).json()["total"] == before + 1
