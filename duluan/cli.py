@@ -388,6 +388,14 @@ def main() -> None:
     except BackendUnavailable as exc:
         err.print(f"[red]Index unavailable[/red]: {exc}", markup=True, highlight=False)
         sys.exit(2)
+    except Exception as exc:  # a full or read-only disk: say what and where, not a traceback
+        from duluan.storage_errors import storage_problem
+
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        err.print(f"Storage error: {problem}", markup=False, highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ another process holds it we retry with backoff for `lock_timeout` seconds, then 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import html
 import re
+import shutil
 import threading
 import time
 import unicodedata
@@ -96,6 +98,26 @@ class IndexLockedError(RuntimeError):
 
 class IndexSchemaError(RuntimeError):
     """The folder holds an index built with another schema version."""
+
+
+class IndexStorageError(OSError):
+    """The index folder cannot be written (disk full, read-only, no permission); says where and what to do."""
+
+
+#: How tantivy reports an I/O failure (its errors reach Python as ValueError with the Rust text).
+_IO_FAILURE = re.compile(r"IoError|io::Error|index writer was killed|Lockfile|No space|Read-only", re.I)
+
+
+def _storage_error(path: Path, action: str, exc: BaseException) -> IndexStorageError:
+    try:
+        free = f"{shutil.disk_usage(path).free / 1e6:.1f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    return IndexStorageError(
+        f"{action} the index in {path} failed: {exc} ({free}). The disk may be full or read-only, or the "
+        "folder not writable (the index keeps a lock file even for searching). Free space or fix the "
+        "mount/permissions, then rerun; the index keeps its last committed state."
+    )
 
 
 # ---------------------------------------------------------------- schema and analysis
@@ -442,6 +464,8 @@ class TantivyIndex:
                     f"The index in {self.path} was built with another schema version. Move the folder "
                     "away and rebuild it (duluan index load / reindex)."
                 ) from exc
+            if _IO_FAILURE.search(str(exc)):
+                raise _storage_error(self.path, "Opening", exc) from exc
             raise
         self._index.register_tokenizer(FOLDED_TOKENIZER, text_analyzer(folded=True))
         self._index.register_tokenizer(EXACT_TOKENIZER, text_analyzer(folded=False))
@@ -459,6 +483,8 @@ class TantivyIndex:
                 return self._index.writer(self.writer_heap_bytes, self.writer_threads)
             except ValueError as exc:
                 if "LockBusy" not in str(exc):
+                    if _IO_FAILURE.search(str(exc)):
+                        raise _storage_error(self.path, "Writing to", exc) from exc
                     raise
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -476,11 +502,15 @@ class TantivyIndex:
             try:
                 written = int(apply(writer))
                 writer.commit()
-            except BaseException:
-                writer.rollback()
+            except BaseException as exc:
+                with contextlib.suppress(ValueError):  # a writer killed by an I/O error cannot roll back
+                    writer.rollback()
+                if isinstance(exc, (ValueError, OSError)) and _IO_FAILURE.search(str(exc)):
+                    raise _storage_error(self.path, "Writing to", exc) from exc
                 raise
             finally:
-                writer.wait_merging_threads()
+                with contextlib.suppress(ValueError):  # a killed writer's threads repeat the I/O error
+                    writer.wait_merging_threads()
         return written
 
     def upsert(self, documents: Iterable[Document]) -> int:
