@@ -29,6 +29,7 @@ PostgreSQL app databases are backed up with `pg_dump` (see README); this module 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -38,6 +39,7 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -195,20 +197,39 @@ def backup_sqlite(db_file: Path, dest: Path) -> None:
 
 @contextlib.contextmanager
 def index_writer_lock(index_dir: Path, lock_timeout: float) -> Iterator[None]:
-    """Hold the tantivy writer lock of `index_dir`: no other process commits or merges meanwhile."""
-    from index.tantivy_backend import IndexLockedError, TantivyIndex
+    """Hold the tantivy writer lock of `index_dir`: no other writer (any process) commits or merges.
 
-    index = TantivyIndex(index_dir, writer_heap_bytes=15_000_000, writer_threads=1, lock_timeout=lock_timeout)
-    try:
-        writer = index._open_writer()
-    except IndexLockedError as exc:
-        raise BackupError(f"cannot snapshot the index: {exc}") from None
+    tantivy takes `.tantivy-writer.lock` with `flock` and retries with a back-off when it is busy, so
+    polling for it ourselves would starve behind a busy crawler. Instead a helper thread waits on a
+    *blocking* `flock`, which the kernel grants as soon as the current writer lets go.
+    """
+    path = index_dir / ".tantivy-writer.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    acquired, abandoned, guard = threading.Event(), threading.Event(), threading.Lock()
+
+    def wait_for_lock() -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with guard:
+            if abandoned.is_set():  # we gave up meanwhile: let go at once
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+                return
+            acquired.set()
+
+    threading.Thread(target=wait_for_lock, name="backup-index-lock", daemon=True).start()
+    if not acquired.wait(lock_timeout):
+        with guard:
+            if not acquired.is_set():
+                abandoned.set()
+                raise BackupError(
+                    f"cannot snapshot the index: another process kept its writer lock ({path}) for more "
+                    f"than {lock_timeout:.0f} s; retry the backup later"
+                )
     try:
         yield
     finally:
-        writer.rollback()  # nothing was added: this only releases the writer
-        writer.wait_merging_threads()
-        index.close()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def snapshot_tantivy(index_dir: Path, dest: Path, lock_timeout: float = 60.0) -> tuple[int, float, bool]:

@@ -185,3 +185,31 @@ def test_metrics_need_a_token_off_loopback(
     ok = app_client.get("/metrics", headers={"Authorization": f"Bearer {web[1]['leader1']}"})
     assert ok.status_code == 200 and ok.headers["content-type"].startswith("text/plain")
     assert "duluan_index_documents 30.0" in ok.text
+
+
+def test_allow_private_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from duluan.cli import app
+
+    settings = build_home(tmp_path / "home", documents=1)
+    runner = CliRunner()
+    home = ["--home", str(settings.home)]
+    allowed = runner.invoke(app, [*home, "allow-private", "baodongnai"])
+    assert allowed.exit_code == 0 and "allowed" in allowed.output
+    engine = open_database(settings.db_url)
+    try:
+        spec = get_source(engine, "baodongnai")
+        assert spec is not None and spec.allow_private
+        # Now an admin may point it at the intranet through the validated (UI/API) path.
+        SourceSpec.model_validate(
+            {**spec.model_dump(mode="json"), "start_urls": ["http://10.0.0.8/rss"]}, context=CHECK_TARGETS
+        )
+        revoked = runner.invoke(app, [*home, "allow-private", "baodongnai", "--revoke"])
+        assert revoked.exit_code == 0 and "forbidden" in revoked.output
+        spec = get_source(engine, "baodongnai")
+        assert spec is not None and not spec.allow_private
+    finally:
+        engine.dispose()
+    unknown = runner.invoke(app, [*home, "allow-private", "nope"])
+    assert unknown.exit_code == 2
