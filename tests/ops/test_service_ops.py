@@ -206,3 +206,34 @@ def test_secrets_never_reach_the_logs(tmp_path: Path, caplog: pytest.LogCaptureF
     assert "telegram" in caplog.text.lower() and "email" in caplog.text.lower()
     for secret in SECRETS:
         assert secret not in logs, f"{secret!r} leaked into the logs"
+
+
+def _ok_job() -> None:
+    pass
+
+
+def _failing_job() -> None:
+    raise RuntimeError("source gone")
+
+
+def test_scheduler_job_outcomes_are_journaled(tmp_path: Path) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from duluan.metrics import JOBS_JOURNAL, install_job_journal, journal_dir, read_journal
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    install_job_journal(scheduler, tmp_path)
+    scheduler.start()
+    try:
+        scheduler.add_job(_ok_job, id="housekeeping:daily")
+        scheduler.add_job(_failing_job, id="crawl:gone")
+        deadline = time.monotonic() + 10
+        while len(read_journal(journal_dir(tmp_path) / JOBS_JOURNAL)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    journal = read_journal(journal_dir(tmp_path) / JOBS_JOURNAL)
+    assert journal["housekeeping:daily"]["outcomes"] == {"success": 1}
+    assert journal["crawl:gone"]["last_outcome"] == "error"
+    assert "source gone" in journal["crawl:gone"]["last_error"]
