@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from nlp.langid import is_vietnamese_syllable
 from nlp.normalize import normalize_tone_marks
 from schema.document import Entity
 
@@ -33,7 +34,7 @@ _TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_RE = re.compile(r"[^.!?;\n]+[.!?;]*", re.UNICODE)
 _MAX_PHRASE = 7
 #: Words that may stay lower-case inside a place name ("thành phố Hồ Chí Minh").
-_SCOPE_WORDS = frozenset({"tỉnh", "thành", "phố", "tp", "thủ", "đô", "huyện", "quận", "thị", "xã"})
+_SCOPE_WORDS = frozenset({"tỉnh", "thành", "phố", "tp", "thủ", "đô", "huyện", "quận", "thị", "xã", "châu"})
 _SCOPES: tuple[tuple[str, ...], ...] = (
     ("thành", "phố"),
     ("thị", "xã"),
@@ -46,6 +47,7 @@ _SCOPES: tuple[tuple[str, ...], ...] = (
     ("phường",),
 )
 _DISTRICT_PREFIXES = ("Thành phố ", "Thị xã ", "Quận ", "Huyện ")
+_WARD_PREFIXES = ("Phường ", "Xã ", "Thị trấn ", "Đặc khu ")
 _HEAD_CANONICAL = {"ủy ban nhân dân": "UBND", "hội đồng nhân dân": "HĐND"}
 #: Common Vietnamese family names (họ), for the person pattern.
 SURNAMES = frozenset(
@@ -119,7 +121,7 @@ _PERSON_CUES = frozenset({"ông", "bà", "anh", "chị", "em", "cháu", "cụ", 
 class _Phrase:
     label: str
     canonical: str
-    kind: str  # "province" | "district" | "watch"
+    kind: str  # "province" | "district" | "watch" | "place"
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,8 @@ class Gazetteer:
     province_lookup: dict[str, str] = field(default_factory=dict)
     #: first syllables of all phrases: most tokens are not, so matching skips them at once.
     first_tokens: set[str] = field(default_factory=set)
+    #: ward/commune names (old and new, without "Phường"/"Xã"/"Thị trấn") → their new provinces.
+    wards: dict[tuple[str, ...], set[str]] = field(default_factory=dict)
 
     def add(self, surface: str, phrase: _Phrase) -> None:
         key = _key(surface)
@@ -200,6 +204,12 @@ def build_gazetteer(extra_path: Path | None = GAZETTEER_PATH) -> Gazetteer:
     # Old districts (huyện/thị xã/thành phố thuộc tỉnh): keep names that point at one province only.
     districts: dict[str, set[str]] = {}
     for record in data["ward_mapping"]:
+        for ward in (record["old_ward"], record["new_ward"]):
+            for prefix in _WARD_PREFIXES:
+                if ward.startswith(prefix):
+                    ward = ward[len(prefix) :]
+                    break
+            gaz.wards.setdefault(_key(ward), set()).add(new_short[record["new_province_key"]])
         name = record["old_district"]
         for prefix in _DISTRICT_PREFIXES:
             if name.startswith(prefix):
@@ -223,6 +233,9 @@ def _add_user_entries(gaz: Gazetteer, raw: dict[str, Any], path: Path) -> None:
             raise ValueError(f"{path}: province_aliases key {name!r} is not a known province name")
         for alias in aliases or []:
             gaz.add(alias, _Phrase("LOC", canonical, "province"))
+    for place in raw.get("places") or []:
+        # Countries, continents, regions: LOC when written as a name (capitalised).
+        gaz.add(str(place), _Phrase("LOC", normalize_tone_marks(str(place)), "place"))
     for head in raw.get("agency_heads") or []:
         text = normalize_tone_marks(str(head))
         gaz.agency_heads[_key(text)] = _HEAD_CANONICAL.get(text.lower(), text)
@@ -303,7 +316,13 @@ def find_mentions(text: str, gazetteer: Gazetteer | None = None) -> list[Mention
             i += 1
             continue
         n, phrase = hit
-        if phrase.kind != "watch" and not all_caps and _name_continues(text, tokens, i + n):
+        if (
+            phrase.kind != "watch"
+            and not all_caps
+            and _name_continues(text, tokens, i + n)
+            # "Nga Vladimir Putin": a foreign name after a country does not extend the country
+            and (phrase.kind != "place" or is_vietnamese_syllable(tokens[i + n][0].lower()))
+        ):
             i += n  # "Tân Sơn" in "Tân Sơn Nhất": part of a longer name, not the district
             continue
         start, end = tokens[i][1], tokens[i + n - 1][2]

@@ -54,7 +54,7 @@ from nlp.entities import (
     find_mentions,
     find_people,
 )
-from nlp.langid import detect_language
+from nlp.langid import detect_language, is_vietnamese_syllable
 from nlp.normalize import normalize_tone_marks, remove_diacritics
 from schema.document import Entity
 
@@ -239,6 +239,28 @@ def _align(line: str, words: Sequence[str]) -> list[tuple[int, int]]:
     return spans
 
 
+def _split_case_changes(line: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Cut words the CRF glued across a name boundary: "công TPHCM" → "công" | "TPHCM",
+    "Tô Lâm tiếp" → "Tô Lâm" | "tiếp" (a lower-case syllable after two capitalised ones)."""
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        word = line[s:e]
+        if " " not in word:
+            out.append((s, e))
+            continue
+        syllables = [(m.start() + s, m.end() + s) for m in _NONSPACE_RE.finditer(word)]
+        caps = [line[a].isupper() for a, _ in syllables]
+        start = 0
+        for k in range(1, len(syllables)):
+            lower_to_capital = not caps[k - 1] and caps[k]
+            name_to_lower = not caps[k] and k - start >= 2 and all(caps[start:k])
+            if lower_to_capital or name_to_lower:
+                out.append((syllables[start][0], syllables[k - 1][1]))
+                start = k
+        out.append((syllables[start][0], syllables[-1][1]))
+    return out
+
+
 def _whitespace_split(line: str, pos: int) -> list[tuple[int, int]]:
     return [(m.start() + pos, m.end() + pos) for m in _NONSPACE_RE.finditer(line[pos:])]
 
@@ -252,14 +274,17 @@ def _capitalised_syllable_before(line: str, pos: int) -> bool:
     return bool(words) and before.endswith(words[-1]) and words[-1][0].isupper()
 
 
-def _name_goes_on(line: str, pos: int) -> bool:
-    """True if a capitalised word that is not a family name follows ``pos`` after one space."""
+def _name_goes_on(line: str, pos: int, foreign_ok: bool = False) -> bool:
+    """True if a capitalised word that is not a family name follows ``pos`` after one space
+    (with ``foreign_ok``, a non-Vietnamese word does not extend it: "Nga Vladimir Putin")."""
     if pos >= len(line) or line[pos] != " ":
         return False
     m = _WORD_RE.match(line, pos + 1)
     if m is None:
         return False
     word = m.group(0)
+    if foreign_ok and not is_vietnamese_syllable(word.lower()):
+        return False
     return word[0].isupper() and not word.isupper() and word not in SURNAMES
 
 
@@ -272,6 +297,14 @@ def _keep_names_whole(line: str, spans: list[tuple[int, int]], gaz: Gazetteer) -
     cuts: set[int] = set()
     for m in mentions:
         start = m.place_start if m.place_start is not None else m.start
+        if m.province is not None and line[start].islower():
+            # "tỉnh Quảng Nam": the entity is the name; the scope word stays a token of its own
+            first_capital = next(
+                (k.start() for k in _WORD_RE.finditer(line, start, m.end) if k.group(0)[0].isupper()), None
+            )
+            if first_capital is None:
+                continue
+            start = first_capital
         crossing_start = [s for s, e in spans if s < start < e]
         crossing_end = [e for s, e in spans if s < m.end < e]
         if crossing_start and _capitalised_syllable_before(line, start):
@@ -313,7 +346,7 @@ def segment(text: str, gazetteer: Gazetteer | None = None) -> list[tuple[int, in
         line = m.group(0)
         if not line.strip():
             continue
-        words = _align(line, word_tokenize(line))
+        words = _split_case_changes(line, _align(line, word_tokenize(line)))
         if gazetteer is not None:
             words = _keep_names_whole(line, words, gazetteer)
         offset = m.start()
@@ -421,7 +454,7 @@ class GazetteerRuler:
                 all_caps = line == line.upper() and line != line.lower()
                 if not _is_name_like(_WORD_RE.findall(span.text), all_caps):
                     continue
-                if not all_caps and _name_goes_on(text, span.end_char):
+                if not all_caps and _name_goes_on(text, span.end_char, foreign_ok=kind == "place"):
                     continue
             province = canonical if kind in ("province", "district") else None
             out = self._agency(doc, span, province) if label == "LOC" else None
@@ -487,6 +520,211 @@ def _sentences(doc: Doc, max_char: int | None) -> Iterator[tuple[int, int]]:
         yield start, len(doc)
 
 
+#: Lower-case words that precede a place name and are not part of it ("xã Tân Lập", "đường Nguyễn Huệ").
+_LOC_CUES = frozenset(
+    {
+        "xã",
+        "phường",
+        "thị trấn",
+        "ấp",
+        "thôn",
+        "bản",
+        "đường",
+        "phố",
+        "sân bay",
+        "cảng",
+        "huyện",
+        "quận",
+        "tỉnh",
+    }
+)
+#: Words that start a place name and belong to it ("sông Đồng Nai", "Quảng trường Ba Đình").
+_LOC_HEADS = frozenset(
+    {"sông", "châu", "quảng trường", "vườn quốc gia", "khu công nghiệp", "khu kinh tế", "cầu", "hồ", "núi"}
+    | {"đảo", "bán đảo", "dải", "vịnh", "đèo", "chợ"}
+)
+#: Bodies that are names on their own when capitalised.
+_STANDALONE_ORGS = frozenset({"quốc hội", "chính phủ", "bộ chính trị", "ban bí thư", "trung ương"})
+#: Lower-case words allowed inside an organisation name ("Bộ Giao thông vận tải", "Tòa án nhân dân tỉnh …").
+_ORG_INNER = frozenset(
+    {"nhân dân", "vận tải", "đào tạo", "môi trường", "xã hội", "phát triển", "nông thôn", "thương binh"}
+    | {"và", "cổ phần", "trách nhiệm", "hữu hạn", "một thành viên", "quốc gia", "quốc tế", "giao thông"}
+    | {"tỉnh", "thành phố", "huyện", "quận", "thị xã", "các", "khu công nghiệp", "kiểm sát", "nhà nước"}
+)
+#: Inner words that only glue a name together (it cannot end on them).
+_ORG_GLUE = frozenset({"và", "các", "tỉnh", "thành phố", "huyện", "quận", "thị xã"})
+#: Organisations often named after a person ("Trường THPT Nguyễn Huệ").
+_NAMED_AFTER_PEOPLE = frozenset({"trường", "đại học", "học viện", "công ty", "quỹ", "bệnh viện"})
+_ORG_HEADS_PATTERN = _ORG_HEADS | {"cảnh sát", "đại sứ quán", "lãnh sự quán", "tổng cục", "tổng công ty"}
+
+
+def _name_token(text: str, strict: bool) -> bool:
+    """A token that can be part of a name: all syllables capitalised (or digits); without ``strict``
+    also a word capitalised on its first syllable only ("Y tế" in "Bộ Y tế")."""
+    syllables = _WORD_RE.findall(text)
+    if not syllables or not (syllables[0][0].isupper() or syllables[0][0].isdigit()):
+        return False
+    caps = [w[0].isupper() or w[0].isdigit() for w in syllables]
+    return all(caps) or (not strict and not any(caps[1:]))
+
+
+def _is_person_name(text: str) -> bool:
+    syllables = text.split()
+    return len(syllables) >= 2 and syllables[0] in SURNAMES and _name_token(text, strict=True)
+
+
+class NamePatterns:
+    """Rule patterns around cue words: organisations by their head ("Bộ Y tế", "Công ty Cổ phần …"),
+    places after a cue ("xã Tân Lập" → LOC "Tân Lập", linked when the ward name is in one province
+    only) or with their head ("sông Đồng Nai"). Places from the gazetteer inside an organisation
+    name become part of it; other entities already found are kept."""
+
+    def __init__(self, nlp: Language, name: str, gazetteer: str) -> None:
+        self.name = name
+        self.gaz = _GAZETTEERS.get(gazetteer) or default_gazetteer()
+
+    def _name_end(self, doc: Doc, start: int, org_head: str | None) -> int:
+        """End of the name from ``start``: name tokens (and, in an organisation's name, the usual
+        lower-case words between them), up to the last name-like or organisation word."""
+        strict = org_head is None
+        end = last = start
+        while end < len(doc):
+            token = doc[end]
+            if token.is_space or (token.is_punct and token.text not in ("-", "&")):
+                break
+            if _name_token(token.text, strict):
+                if (
+                    org_head is not None
+                    and end > start
+                    and org_head not in _NAMED_AFTER_PEOPLE
+                    and _is_person_name(token.text)
+                ):
+                    break  # "Bộ Tài chính Nguyễn Văn Thắng": the minister, not the ministry
+                last = end + 1
+            elif org_head is None or token.norm_ not in _ORG_INNER:
+                break
+            elif token.norm_ not in _ORG_GLUE:
+                last = end + 1  # "Bộ Giao thông vận tải"
+            end += 1
+        return last
+
+    @staticmethod
+    def _head(doc: Doc, i: int, heads: frozenset[str]) -> int:
+        """Number of tokens of the longest head from ``heads`` at ``i`` (0: none)."""
+        for n in (3, 2, 1):
+            if i + n <= len(doc) and " ".join(t.norm_ for t in doc[i : i + n]) in heads:
+                return n
+        return 0
+
+    def __call__(self, doc: Doc) -> Doc:
+        ents = list(doc.ents)
+        owner = {i: e for e in ents for i in range(e.start, e.end)}
+        new: list[Span] = []
+        i = 0
+        while i < len(doc):
+            token = doc[i]
+            span: Span | None = None
+            capital = token.text[:1].isupper()
+            org_n = self._head(doc, i, _ORG_HEADS_PATTERN) if capital else 0
+            loc_n = self._head(doc, i, _LOC_HEADS)
+            if capital and token.norm_ in _STANDALONE_ORGS and i not in owner:
+                span = Span(doc, i, i + 1, label="ORG", kb_id=token.text)
+            elif org_n:
+                head = " ".join(t.norm_ for t in doc[i : i + org_n])
+                end = self._name_end(doc, i + org_n, head)
+                if end > i + org_n and all(owner[k].label_ == "LOC" for k in range(i, end) if k in owner):
+                    span = self._org(doc, i, end, owner)
+            elif loc_n and (capital or token.norm_ in _LOC_HEADS):
+                end = self._name_end(doc, i + loc_n, None)
+                if end > i + loc_n and not any(
+                    k in owner and owner[k].label_ != "LOC" for k in range(i, end)
+                ):
+                    span = self._loc(doc, i, end, owner)
+            elif (
+                not capital
+                and token.norm_ in _LOC_CUES
+                and i + 1 < len(doc)
+                and i + 1 not in owner
+                and doc[i + 1].text[:1].isupper()  # "xã Tân Lập", not "quận 1"
+            ):
+                end = self._name_end(doc, i + 1, None)
+                if end > i + 1 and not any(k in owner for k in range(i + 1, end)):
+                    span = self._place(doc, i + 1, end)
+            if span is not None:
+                span._.source = span._.source or "pattern"
+                for k in range(span.start, span.end):
+                    if k in owner and owner[k] in ents:
+                        ents.remove(owner[k])
+                new.append(span)
+                owner.update({k: span for k in range(span.start, span.end)})
+                i = span.end
+            else:
+                i += 1
+        if new:
+            doc.ents = sorted([*ents, *new], key=lambda s: s.start)
+        return doc
+
+    def _loc(self, doc: Doc, start: int, end: int, owner: dict[int, Span]) -> Span:
+        span = Span(doc, start, end, label="LOC", kb_id=doc[start:end].text)
+        span._.province = None  # "sông Đồng Nai", "Khu công nghiệp Đồng Xoài": not the province itself
+        return span
+
+    def _org(self, doc: Doc, start: int, end: int, owner: dict[int, Span]) -> Span:
+        inner = {owner[k]._.province for k in range(start, end) if k in owner and owner[k]._.province}
+        span = Span(doc, start, end, label="ORG", kb_id=doc[start:end].text)
+        span._.province = next(iter(inner)) if len(inner) == 1 else None
+        return span
+
+    def _place(self, doc: Doc, start: int, end: int) -> Span:
+        surface = doc[start:end].text
+        provinces = self.gaz.wards.get(tuple(_WORD_RE.findall(surface.lower())), set())
+        province = next(iter(provinces)) if len(provinces) == 1 else None
+        span = Span(doc, start, end, label="LOC", kb_id=surface)
+        span._.province = province
+        return span
+
+
+@Language.factory("vi_name_patterns", default_config={"gazetteer": "default"})
+def make_vi_name_patterns(nlp: Language, name: str, gazetteer: str) -> NamePatterns:
+    return NamePatterns(nlp, name, gazetteer)
+
+
+#: Titles and forms of address before a person's name.
+_PERSON_CUES = frozenset(
+    {"ông", "bà", "anh", "chị", "cụ", "đồng chí", "thủ tướng", "phó thủ tướng", "tổng thống", "chủ tịch"}
+    | {"chủ tịch nước", "phó chủ tịch", "bộ trưởng", "thứ trưởng", "đại sứ", "giám đốc", "tổng giám đốc"}
+    | {"phó giám đốc", "bí thư", "tổng bí thư", "phó bí thư", "ca sĩ", "nhà văn", "nhạc sĩ", "giáo sư"}
+    | {"tiến sĩ", "bác sĩ", "bị cáo", "nghệ sĩ", "cầu thủ", "huấn luyện viên", "hlv", "đại tá", "thượng tá"}
+    | {"trung tá", "thiếu tá", "đại tướng", "thượng tướng", "trung tướng", "thiếu tướng", "tướng"}
+    | {"diễn viên", "đạo diễn", "tác giả", "luật sư", "nhà báo", "phóng viên", "người phát ngôn"}
+    | {"hiệu trưởng", "viện trưởng", "chủ nhiệm", "trưởng ban", "trưởng phòng", "vua", "nữ hoàng", "tỷ phú"}
+    | {"doanh nhân", "nghi phạm", "đối tượng", "nạn nhân", "tiền đạo", "tiền vệ", "thủ môn", "hậu vệ"}
+)
+
+
+def _place_cue(token: Token | None) -> bool:
+    return token is not None and token.norm_ in _PLACE_CUES
+
+
+def _all_syllables_capitalised(text: str) -> bool:
+    return all(w[0].isupper() or w[0].isdigit() for w in _WORD_RE.findall(text))
+
+
+def _person_cue(doc: Doc, start: int, owner: dict[int, Span]) -> bool:
+    """True if a title or form of address stands before ``start``, possibly across a place
+    ("Thủ tướng Nhật Bản Fumio Kishida")."""
+    k = start - 1
+    while k >= 0 and doc[k].is_space:
+        k -= 1
+    if k >= 0 and k in owner and owner[k].label_ == "LOC":
+        k = owner[k].start - 1
+    if k < 0:
+        return False
+    one = doc[k].norm_
+    two = f"{doc[k - 1].norm_} {one}" if k > 0 else one
+    return one in _PERSON_CUES or two in _PERSON_CUES
+
+
 class CrfNer:
     """underthesea's CRF NER for entities outside the gazetteer (only where a name may be)."""
 
@@ -496,7 +734,8 @@ class CrfNer:
         self.max_chars = max_chars if max_chars > 0 else None
 
     def __call__(self, doc: Doc) -> Doc:
-        taken = {i for ent in doc.ents for i in range(ent.start, ent.end)}
+        owner = {i: ent for ent in doc.ents for i in range(ent.start, ent.end)}
+        taken = set(owner)
         new: list[Span] = []
         for start, end in _sentences(doc, self.max_chars):
             idx = [i for i in range(start, end) if not doc[i].is_space]
@@ -506,26 +745,47 @@ class CrfNer:
             ):
                 continue  # no capitalised word outside known entities: nothing for the CRF to find
             tags = crf_ner_tags([doc[i].text for i in idx])
-            for a, b, label in _bio_spans([t[3] for t in tags]):
-                s, e = idx[a], idx[b - 1] + 1
-                if label not in _CRF_LABELS or taken.intersection(range(s, e)):
+            for a, b, crf_label in _bio_spans([t[3] for t in tags]):
+                if crf_label not in _CRF_LABELS:
                     continue
-                if not doc[s].text[:1].isupper():
-                    continue
-                label = _CRF_LABELS[label]
-                before = doc[s - 1] if s > 0 else None
-                if before is not None and before.norm_ in _ORG_HEADS and before.text[:1].isupper():
-                    if before.i not in taken:
-                        s, label = s - 1, "ORG"  # "Bộ" + "Công Thương"
-                elif doc[s].norm_ in _ORG_HEADS or doc[s].norm_.split(" ")[0] in _ORG_HEADS:
-                    label = "ORG"
-                elif label == "PER" and before is not None and before.norm_ in _PLACE_CUES:
-                    label = "LOC"  # "đường Nguyễn Huệ", "sân bay Tân Sơn Nhất"
-                new.append(self._span(doc, s, e, label))
-                taken.update(range(s, e))
+                found = self._clean(doc, idx[a], idx[b - 1] + 1, _CRF_LABELS[crf_label], taken, owner)
+                if found is not None:
+                    new.append(found)
+                    taken.update(range(found.start, found.end))
         if new:
             doc.ents = sorted([*doc.ents, *new], key=lambda s: s.start)
         return doc
+
+    def _clean(
+        self, doc: Doc, s: int, e: int, label: str, taken: set[int], owner: dict[int, Span]
+    ) -> Span | None:
+        """The CRF's span after the rules that fix its usual errors, or None to drop it."""
+        while s < e and s in taken:  # "Nga Vladimir Putin": the country is already a LOC
+            s += 1
+        while e > s and e - 1 in taken:
+            e -= 1
+        if s >= e or taken.intersection(range(s, e)) or not doc[s].text[:1].isupper():
+            return None
+        if label != "ORG":  # names of people and places: every syllable capitalised ("GDP quý III")
+            cut = next((k for k in range(s, e) if not _all_syllables_capitalised(doc[k].text)), e)
+            e = cut
+            if s >= e:
+                return None
+        before = doc[s - 1] if s > 0 else None
+        cue = _person_cue(doc, s, owner)
+        if e - s == 1 and " " not in doc[s].text.strip() and not cue:
+            return None  # one syllable alone ("Bắc", "RON", "Tesla"): too ambiguous without "ông", "bà"…
+        if before is not None and before.norm_ in _ORG_HEADS and before.text[:1].isupper():
+            if before.i in taken:
+                return None
+            s, label = s - 1, "ORG"  # "Bộ" + "Công Thương"
+        elif doc[s].norm_ in _ORG_HEADS or doc[s].norm_.split(" ")[0] in _ORG_HEADS:
+            label = "ORG"
+        elif cue or (label == "LOC" and _is_person_name(doc[s:e].text) and not _place_cue(before)):
+            label = "PER"  # "Chủ tịch nước Lương Cường", "Đại sứ Hoa Kỳ Marc Knapper", "Nguyễn Văn Thắng"
+        elif label == "PER" and _place_cue(before):
+            label = "LOC"  # "đường Nguyễn Huệ", "sân bay Tân Sơn Nhất"
+        return self._span(doc, s, e, label)
 
     def _span(self, doc: Doc, start: int, end: int, label: str) -> Span:
         surface = doc[start:end].text
@@ -603,6 +863,7 @@ def build_pipeline(
     nlp.add_pipe("vi_normalize")
     nlp.add_pipe("vi_langid")
     nlp.add_pipe("vi_gazetteer", config={"gazetteer": key})
+    nlp.add_pipe("vi_name_patterns", config={"gazetteer": key})
     if crf_ner:
         nlp.add_pipe("vi_crf_ner", config={"gazetteer": key, "max_chars": crf_max_chars})
     if person_pattern:
