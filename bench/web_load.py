@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -138,7 +139,7 @@ async def user_loop(
         query = rng.choice(QUERIES)
         session: dict[str, str] = {}
         if no_repeat:  # an end date of its own, after the corpus (same matches): never a cached page
-            session["to"] = (date(2026, 12, 1) + timedelta(days=rng.randrange(100_000))).isoformat()
+            session["to"] = (date(2026, 12, 1) + timedelta(days=rng.randrange(60_000))).isoformat()
         for page, extra in enumerate(({"facets": "true"}, {}, {})):
             params = {"q": query, "limit": "20", "offset": str(page * 20), **session, **extra}
             started = time.perf_counter()
@@ -209,6 +210,98 @@ async def run_load(
     }
 
 
+WRK_SCRIPT = """
+local queries = {QUERIES}
+local token = "{TOKEN}"
+local no_repeat = {NO_REPEAT}
+local step, query, extra = 0, "", ""
+
+setup = function(thread) thread:set("seed", math.random(1, 1000000)) end
+init = function(args) math.randomseed(seed) end
+
+-- Like the httpx users: a query from the list, page 1 with facets, then pages 2 and 3.
+request = function()
+  local page = step % 3
+  if page == 0 then
+    query = queries[math.random(#queries)]
+    extra = ""
+    if no_repeat then
+      extra = string.format("&to=%04d-%02d-%02d", math.random(2027, 2199), math.random(12), math.random(28))
+    end
+  end
+  step = step + 1
+  local path = "/api/v1/search?limit=20&q=" .. query .. "&offset=" .. (page * 20) .. extra
+  if page == 0 then path = path .. "&facets=true" end
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"requests": %d, "duration_us": %d, "p50_us": %d, "p95_us": %d, "p99_us": %d, "mean_us": %.0f, '
+    .. '"errors_connect": %d, "errors_read": %d, "errors_write": %d, "errors_status": %d, '
+    .. '"errors_timeout": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.mean, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def run_wrk(
+    url: str, token: str, users: int, duration: float, no_repeat: bool, server_pid: int, home: Path
+) -> dict[str, object]:
+    """The same user behaviour driven by wrk (C, event loop): the load tool costs far less CPU than
+    the Python client, so on a 2-core machine more of it is left to the server."""
+    from urllib.parse import quote
+
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `apt-get install wrk` (or use --tool httpx)")
+    lua = home / "web_load.lua"
+    encoded = ", ".join(json.dumps(quote(q, safe="")) for q in QUERIES)
+    lua.write_text(
+        WRK_SCRIPT.replace("{QUERIES}", "{" + encoded + "}")
+        .replace("{TOKEN}", token)
+        .replace("{NO_REPEAT}", "true" if no_repeat else "false")
+    )
+    httpx.get(f"{url}/api/v1/search", params={"q": "warm up", "facets": "true", "histogram": "true"},
+              headers={"Authorization": f"Bearer {token}"}, timeout=60)  # fmt: skip
+    cpu_before = server_cpu_seconds(server_pid)
+    wrk_started = time.perf_counter()
+    done = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(users), "-d", f"{duration:.0f}s", "--timeout", "30s",
+         "-s", str(lua), url],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - wrk_started
+    server_cpu = server_cpu_seconds(server_pid) - cpu_before
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
+    raw = json.loads(line[4:])
+    requests = int(raw["requests"])
+    errors = sum(int(v) for k, v in raw.items() if k.startswith("errors_"))
+    return {
+        "tool": "wrk",
+        "users": users,
+        "think_s": 0.0,
+        "duration_s": round(raw["duration_us"] / 1e6, 1),
+        "requests": requests,
+        "requests_per_s": round(requests / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 1),
+        "p95_ms": round(raw["p95_us"] / 1000, 1),
+        "p99_ms": round(raw["p99_us"] / 1000, 1),
+        "mean_ms": round(raw["mean_us"] / 1000, 1),
+        "server_cpu_s": round(server_cpu, 1),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(requests, 1), 2),
+        "wall_s": round(elapsed, 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "no_repeat": no_repeat,
+        "errors": errors,
+        "error_rate": round(errors / max(requests, 1), 4),
+        "error_kinds": {k: v for k, v in raw.items() if k.startswith("errors_") and v},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -222,6 +315,12 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="web server processes")
     parser.add_argument(
+        "--tool",
+        choices=("httpx", "wrk"),
+        default="httpx",
+        help="load client: httpx (Python, asyncio; supports --think) or wrk (C; closed loop only)",
+    )
+    parser.add_argument(
         "--no-repeat", action="store_true", help="a date filter per user session: every page is a cache miss"
     )
     parser.add_argument("--home", type=Path, default=Path("bench/out/web_load_home"))
@@ -234,17 +333,30 @@ def main() -> None:
     port = free_port()
     server = start_server(args.home.resolve(), port, args.workers)
     try:
-        report = asyncio.run(
-            run_load(
+        if args.tool == "wrk":
+            if args.think:
+                raise SystemExit("wrk runs closed-loop users only; use --tool httpx with --think")
+            report = run_wrk(
                 f"http://127.0.0.1:{port}",
                 token,
                 args.users,
                 args.duration,
-                args.think,
                 args.no_repeat,
                 server.pid,
+                args.home.resolve(),
             )
-        )
+        else:
+            report = asyncio.run(
+                run_load(
+                    f"http://127.0.0.1:{port}",
+                    token,
+                    args.users,
+                    args.duration,
+                    args.think,
+                    args.no_repeat,
+                    server.pid,
+                )
+            )
     finally:
         server.send_signal(signal.SIGTERM)
         try:

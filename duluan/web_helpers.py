@@ -38,7 +38,7 @@ class ResultCache:
     """
 
     def __init__(
-        self, generation: Callable[[], Hashable], *, max_entries: int = 512, ttl_s: float = 60.0
+        self, generation: Callable[[], Hashable], *, max_entries: int = 1024, ttl_s: float = 60.0
     ) -> None:
         self.generation = generation
         self.max_entries = max_entries
@@ -55,6 +55,15 @@ class ResultCache:
             self._entries.move_to_end(key)
             return True, found[2]
         return False, None
+
+    def peek(self, key: Hashable) -> Any:
+        """The cached value of `key` if it is fresh, else None (never computes)."""
+        generation = self.generation()
+        with self._lock:
+            hit, value = self._fresh(key, generation, time.monotonic())
+            if hit:
+                self.hits += 1
+            return value
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """The cached value of `key`, or `compute()`'s. Concurrent misses on one key compute it once

@@ -609,3 +609,13 @@ def test_search_pages_are_never_staler_than_the_index(settings: Settings) -> Non
     backend.upsert([doc.model_copy(update={"id": "doc-new", "title": "Lễ hội khinh khí cầu"})])
     backend.close()
     assert staff.get("/api/v1/search", params={"q": "khinh khí cầu"}).json()["total"] == before + 1
+
+
+def test_dates_outside_what_the_index_stores_are_refused_clearly(settings: Settings) -> None:
+    staff = api(settings, "staff1")
+    for params in ({"to": "2999-12-28"}, {"from": "1200-01-01"}, {"to": "31/12/2026"}):
+        response = staff.get("/api/v1/search", params={"q": "ngập", **params})
+        assert response.status_code == 400, response.text
+        assert "YYYY-MM-DD" in response.json()["detail"] or "between" in response.json()["detail"]
+    refused = staff.post("/api/v1/exports", json={"q": "ngập", "to": "2999-01-01"})
+    assert refused.status_code == 422 and "between" in refused.json()["detail"]
