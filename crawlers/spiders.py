@@ -186,7 +186,7 @@ class SourceSpider(scrapy.Spider):
             link = (entry.get("link") or "").strip()
             published = _aware_from_struct(entry.get("published_parsed") or entry.get("updated_parsed"))
             title = (entry.get("title") or "").strip() or None
-            yield from self._article_request(response.urljoin(link), title, published)
+            yield from self._article_request(self._join(response, link), title, published)
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
         """XML sitemaps and sitemap indexes (gzip allowed); newest child sitemaps first."""
@@ -207,13 +207,24 @@ class SourceSpider(scrapy.Spider):
         entries = sorted(sitemap, key=lambda e: e.get("lastmod", ""), reverse=True)
         if sitemap.type == "sitemapindex":
             for entry in entries[: rules.max_sitemaps]:
-                yield scrapy.Request(
-                    response.urljoin(entry["loc"]), callback=self.parse_sitemap, errback=self.on_page_error
-                )
+                child = self._join(response, entry["loc"])
+                if child.startswith(("http://", "https://")):
+                    yield scrapy.Request(child, callback=self.parse_sitemap, errback=self.on_page_error)
+                else:
+                    self.count("dropped/bad_link")
             return
         for entry in entries:
             published = _parse_lastmod(entry.get("lastmod"))
-            yield from self._article_request(response.urljoin(entry["loc"]), None, published)
+            yield from self._article_request(self._join(response, entry["loc"]), None, published)
+
+    @staticmethod
+    def _join(response: Response, link: str) -> str:
+        """`link` made absolute against the page; "" for a link that is not a URL at all (`http://[::1`),
+        which `_article_request` then counts as a bad link instead of aborting the whole feed."""
+        try:
+            return response.urljoin(link)
+        except ValueError:
+            return ""
 
     def _sitemap_body(self, response: Response) -> bytes | None:
         body = response.body

@@ -59,12 +59,18 @@ def normalize_url(url: str) -> str:
     Raises `InvalidURLError` for anything that is not an absolute http(s) URL.
     """
     raw = url.strip()
-    parts = urlsplit(raw)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(raw)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        if valid:
+            parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+            normalised = urlsplit(courlan_normalize_url(raw, strict=False, trailing_slash=True))
+    except ValueError:  # "Invalid IPv6 URL", a bad port: not a URL we can fetch either
+        valid = False
+    if not valid:
         raise InvalidURLError(
             f"not an absolute http(s) URL: {url!r}; pass the full address, e.g. https://..."
         )
-    normalised = urlsplit(courlan_normalize_url(raw, strict=False, trailing_slash=True))
     host = _strip_mirror_host(normalised.netloc.lower())
     query = urlencode(
         sorted(
