@@ -1,6 +1,6 @@
 """Throughput of the NLP stage (Enricher) on ~600-word news articles.
 
-    .venv/bin/python bench/nlp_enrich.py [--docs 600] [--workers 1 2] [--crf-ner]
+    .venv/bin/python bench/nlp_enrich.py [--docs 600] [--workers 1 2] [--crf all|lead|off]
 
 Articles are VNTC dev texts of 400–800 words (read from ../shared/datasets, never copied). With
 ``--workers 2`` each worker process holds its own Enricher (models load once per process), which is
@@ -56,9 +56,17 @@ def load_articles(n: int) -> list[Document]:
 _worker: Enricher | None = None
 
 
-def _init(use_crf_ner: bool = False) -> None:
+#: ``--crf`` choices → Enricher arguments (lead: title + the first 600 characters of the text).
+CRF_MODES = {
+    "all": {"use_crf_ner": True, "crf_ner_chars": 0},
+    "lead": {"use_crf_ner": True, "crf_ner_chars": 800},
+    "off": {"use_crf_ner": False},
+}
+
+
+def _init(crf: str = "all") -> None:
     global _worker
-    _worker = Enricher(use_crf_ner=use_crf_ner)
+    _worker = Enricher(**CRF_MODES[crf])  # type: ignore[arg-type]
     _worker.enrich_many(load_articles(5))  # warm caches (gazetteer, word list)
 
 
@@ -74,15 +82,18 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=600)
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
     parser.add_argument(
-        "--crf-ner", action="store_true", help="also run underthesea's CRF NER on title + lead"
+        "--crf",
+        choices=sorted(CRF_MODES),
+        default="all",
+        help="underthesea's CRF NER on the whole article (default, as the Enricher), title + lead, or off",
     )
     args = parser.parse_args()
     docs = load_articles(args.docs)
     words = sum(len(d.text.split()) + len(d.title.split()) for d in docs) / len(docs)
-    print(f"{len(docs)} articles, {words:.0f} words on average")
+    print(f"{len(docs)} articles, {words:.0f} words on average; CRF NER: {args.crf}")
     for workers in args.workers:
         chunks = [docs[i::workers] for i in range(workers)]
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(args.crf_ner,)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(args.crf,)) as pool:
             list(pool.map(_run, [docs[: workers * 2][i::workers] for i in range(workers)]))  # start + warm up
             started = time.perf_counter()
             results = list(pool.map(_run, chunks))

@@ -158,10 +158,14 @@ class _CrfStep:
     def features(self, columns: Sequence[Sequence[str]]) -> list[list[str]]:
         n = len(columns[0])
         rows: list[list[str]] = [[] for _ in range(n)]
+        transformed: dict[tuple[int, str | None], list[str]] = {}
         for prefix, i1, i2, col, fn in self.template:
             values = columns[col]
             if i2 is None:
-                src = [self._apply(fn, w) for w in values] if fn else list(values)
+                src = transformed.get((col, fn))
+                if src is None:
+                    src = [self._apply(fn, w) for w in values] if fn else list(values)
+                    transformed[(col, fn)] = src
                 if i1 < 0:
                     shifted = ["BOS"] * min(-i1, n) + src[: max(n + i1, 0)]
                 else:
@@ -374,6 +378,15 @@ def _words_and_spaces(text: str, spans: Sequence[tuple[int, int]]) -> tuple[list
     return words, spaces
 
 
+def _text(doc: Doc) -> str:
+    """``doc.text``, cached: spaCy rebuilds it from the tokens on every access."""
+    text = doc.user_data.get("text")
+    if not isinstance(text, str):
+        text = _text(doc)
+        doc.user_data["text"] = text
+    return text
+
+
 class UndertheseaTokenizer:
     """spaCy tokenizer: NFC + tone-mark normalisation, then underthesea word segmentation."""
 
@@ -384,7 +397,9 @@ class UndertheseaTokenizer:
     def __call__(self, text: str) -> Doc:
         text = normalize_tone_marks(text)
         words, spaces = _words_and_spaces(text, segment(text, self.gazetteer))
-        return Doc(self.vocab, words=words, spaces=spaces)
+        doc = Doc(self.vocab, words=words, spaces=spaces)
+        doc.user_data["text"] = text
+        return doc
 
     def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterator[Doc]:
         for text in texts:
@@ -415,7 +430,7 @@ def vi_normalize(doc: Doc) -> Doc:
 
 @Language.component("vi_langid")
 def vi_langid(doc: Doc) -> Doc:
-    doc._.lang, doc._.lang_confidence = detect_language(doc.text[:2000])
+    doc._.lang, doc._.lang_confidence = detect_language(_text(doc)[:2000])
     return doc
 
 
@@ -443,7 +458,7 @@ class GazetteerRuler:
             self.matcher.add(match_key, patterns)
 
     def __call__(self, doc: Doc) -> Doc:
-        text = doc.text
+        text = _text(doc)
         spans: list[Span] = []
         for match_id, start, end in self.matcher(doc):
             label, kind, canonical = self.vocab.strings[match_id].split("\t")
@@ -468,7 +483,7 @@ class GazetteerRuler:
 
     def _agency(self, doc: Doc, place: Span, province: str | None) -> Span | None:
         window_start = max(0, place.start_char - 120)
-        tokens = _tokenize(doc.text[window_start : place.end_char])
+        tokens = _tokenize(_text(doc)[window_start : place.end_char])
         first = next((i for i, t in enumerate(tokens) if t[1] + window_start == place.start_char), None)
         if first is None:
             return None
@@ -504,20 +519,22 @@ def _non_overlapping(spans: Iterable[Span]) -> list[Span]:
     return sorted(kept, key=lambda s: s.start)
 
 
-def _sentences(doc: Doc, max_char: int | None) -> Iterator[tuple[int, int]]:
+def _sentences(
+    texts: Sequence[str], starts: Sequence[int], max_char: int | None
+) -> Iterator[tuple[int, int]]:
     """Token ranges of sentences (split at . ! ? ; and line breaks), up to ``max_char``."""
     start = 0
-    for token in doc:
-        if max_char is not None and token.idx >= max_char:
-            if token.i > start:
-                yield start, token.i
+    for i, (text, idx) in enumerate(zip(texts, starts, strict=True)):
+        if max_char is not None and idx >= max_char:
+            if i > start:
+                yield start, i
             return
-        if token.text in _SENTENCE_END or "\n" in token.text:
-            if token.i + 1 > start:
-                yield start, token.i + 1
-            start = token.i + 1
-    if start < len(doc):
-        yield start, len(doc)
+        if text in _SENTENCE_END or "\n" in text:
+            if i + 1 > start:
+                yield start, i + 1
+            start = i + 1
+    if start < len(texts):
+        yield start, len(texts)
 
 
 #: Lower-case words that precede a place name and are not part of it ("xã Tân Lập", "đường Nguyễn Huệ").
@@ -556,6 +573,7 @@ _ORG_GLUE = frozenset({"và", "các", "tỉnh", "thành phố", "huyện", "qu�
 #: Organisations often named after a person ("Trường THPT Nguyễn Huệ").
 _NAMED_AFTER_PEOPLE = frozenset({"trường", "đại học", "học viện", "công ty", "quỹ", "bệnh viện"})
 _ORG_HEADS_PATTERN = _ORG_HEADS | {"cảnh sát", "đại sứ quán", "lãnh sự quán", "tổng cục", "tổng công ty"}
+_HEAD_FIRST_WORDS = frozenset(h.split(" ")[0] for h in _ORG_HEADS_PATTERN | _LOC_HEADS)
 
 
 def _name_token(text: str, strict: bool) -> bool:
@@ -609,24 +627,27 @@ class NamePatterns:
         return last
 
     @staticmethod
-    def _head(doc: Doc, i: int, heads: frozenset[str]) -> int:
+    def _head(norms: Sequence[str], i: int, heads: frozenset[str]) -> int:
         """Number of tokens of the longest head from ``heads`` at ``i`` (0: none)."""
+        if norms[i].split(" ", 1)[0] not in _HEAD_FIRST_WORDS:
+            return 0
         for n in (3, 2, 1):
-            if i + n <= len(doc) and " ".join(t.norm_ for t in doc[i : i + n]) in heads:
+            if i + n <= len(norms) and " ".join(norms[i : i + n]) in heads:
                 return n
         return 0
 
     def __call__(self, doc: Doc) -> Doc:
         ents = list(doc.ents)
         owner = {i: e for e in ents for i in range(e.start, e.end)}
+        norms = [t.norm_ for t in doc]
         new: list[Span] = []
         i = 0
         while i < len(doc):
             token = doc[i]
             span: Span | None = None
             capital = token.text[:1].isupper()
-            org_n = self._head(doc, i, _ORG_HEADS_PATTERN) if capital else 0
-            loc_n = self._head(doc, i, _LOC_HEADS)
+            org_n = self._head(norms, i, _ORG_HEADS_PATTERN) if capital else 0
+            loc_n = self._head(norms, i, _LOC_HEADS)
             if capital and token.norm_ in _STANDALONE_ORGS and i not in owner:
                 span = Span(doc, i, i + 1, label="ORG", kb_id=token.text)
             elif org_n:
@@ -737,14 +758,16 @@ class CrfNer:
         owner = {i: ent for ent in doc.ents for i in range(ent.start, ent.end)}
         taken = set(owner)
         new: list[Span] = []
-        for start, end in _sentences(doc, self.max_chars):
-            idx = [i for i in range(start, end) if not doc[i].is_space]
+        texts = [t.text for t in doc]
+        starts = [t.idx for t in doc]
+        for start, end in _sentences(texts, starts, self.max_chars):
+            idx = [i for i in range(start, end) if not texts[i].isspace()]
             if not any(
-                doc[i].text[:1].isupper() and i not in taken and (k > 0 or " " in doc[i].text)
+                texts[i][:1].isupper() and i not in taken and (k > 0 or " " in texts[i])
                 for k, i in enumerate(idx)
             ):
                 continue  # no capitalised word outside known entities: nothing for the CRF to find
-            tags = crf_ner_tags([doc[i].text for i in idx])
+            tags = crf_ner_tags([texts[i] for i in idx])
             for a, b, crf_label in _bio_spans([t[3] for t in tags]):
                 if crf_label not in _CRF_LABELS:
                     continue
@@ -825,7 +848,7 @@ class PersonPattern:
     def __call__(self, doc: Doc) -> Doc:
         taken = {i for ent in doc.ents for i in range(ent.start, ent.end)}
         new = []
-        for person in find_people(doc.text, self.gaz):
+        for person in find_people(_text(doc), self.gaz):
             span = doc.char_span(person.start, person.end, label="PER", kb_id=person.canonical)
             if span is None or taken.intersection(range(span.start, span.end)):
                 continue
@@ -888,7 +911,7 @@ def doc_province_relevance(doc: Doc, province: str, title_end: int, lead_end: in
     ents = [e for e in doc.ents if e._.province]
     if not any(e._.province == province for e in ents):
         return 0.0
-    text = doc.text
+    text = _text(doc)
     miss = 1.0
     for sentence in _SENTENCE_RE.finditer(text):
         here = [e for e in ents if sentence.start() <= e.start_char < sentence.end()]
