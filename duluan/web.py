@@ -49,6 +49,7 @@ from alerts.store import (
     alert_deliveries,
     alerts,
     delete_rule,
+    digest_deliveries,
     get_rule,
     load_rules,
     save_rule,
@@ -1207,6 +1208,72 @@ def create_app(settings: Settings) -> FastAPI:
         """Alert history (lịch sử cảnh báo) with delivery status counts per alert."""
         return _alert_history(user, limit, rule)
 
+    def _outbox(user: User, status: str | None, limit: int) -> list[dict[str, Any]]:
+        visible = {r.id for r in _visible_rules(user)}
+        d = alert_deliveries
+        query = (
+            sa.select(d, alerts.c.rule_name, alerts.c.title)
+            .join(alerts, alerts.c.id == d.c.alert_id)
+            .where(alerts.c.rule_id.in_(visible))
+            .order_by(d.c.created_at.desc(), d.c.id.desc())
+            .limit(limit)
+        )
+        if status:
+            query = query.where(d.c.status == status)
+        with st.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            {
+                "id": r.id,
+                "alert_id": r.alert_id,
+                "rule": r.rule_name,
+                "title": r.title,
+                "channel": r.channel,
+                "recipient": r.recipient,
+                "status": r.status,
+                "attempts": r.attempts,
+                "last_error": r.last_error,
+                "next_attempt_at": r.next_attempt_at.isoformat() if r.next_attempt_at else None,
+                "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in rows
+        ]
+
+    @app.get("/api/v1/outbox", tags=["alerts"])
+    def api_outbox(
+        user: Annotated[User, Depends(require("rules"))],
+        status: Annotated[
+            str | None, Query(description="pending, sending, sent, failed, bounced or interrupted")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[dict[str, Any]]:
+        """The alert outbox (hàng đợi gửi): one row per alert, channel and recipient, newest first, with
+        attempts and the last error; only alerts of rules you may see."""
+        return _outbox(user, status, limit)
+
+    @app.get("/api/v1/digests/deliveries", tags=["digests"])
+    def api_digest_deliveries(
+        _user: Annotated[User, Depends(require("digests_render"))],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[dict[str, Any]]:
+        """The digest e-mail outbox: who was (or will be) sent which day's digest, and how it went."""
+        d = digest_deliveries
+        with st.engine.connect() as conn:
+            rows = conn.execute(sa.select(d).order_by(d.c.created_at.desc(), d.c.id.desc()).limit(limit))
+            return [
+                {
+                    "day": r.day.isoformat(),
+                    "group": r.recipient_group,
+                    "recipient": r.recipient,
+                    "status": r.status,
+                    "attempts": r.attempts,
+                    "last_error": r.last_error,
+                    "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+                }
+                for r in rows
+            ]
+
     @app.get("/api/v1/alerts/{alert_id}", tags=["alerts"])
     def api_alert(alert_id: str, user: Annotated[User, Depends(require("rules"))]) -> dict[str, Any]:
         found = _alert_history(user, 1, alert_id=alert_id)
@@ -1532,6 +1599,7 @@ def create_app(settings: Settings) -> FastAPI:
             "alerts.html",
             rules=_visible_rules(user),
             history=_alert_history(user, 100, rule or None),
+            undelivered=[o for o in _outbox(user, None, 300) if o["status"] != "sent"][:50],
             rule_filter=rule,
             rule_types=RULE_TYPES,
         )

@@ -619,3 +619,33 @@ def test_dates_outside_what_the_index_stores_are_refused_clearly(settings: Setti
         assert "YYYY-MM-DD" in response.json()["detail"] or "between" in response.json()["detail"]
     refused = staff.post("/api/v1/exports", json={"q": "ngập", "to": "2999-01-01"})
     assert refused.status_code == 422 and "between" in refused.json()["detail"]
+
+
+def test_the_alert_outbox_lists_undelivered_messages(settings: Settings) -> None:
+    from alerts.engine import run_rules_once
+
+    analyst, staff = api(settings, "analyst1"), api(settings, "staff1")
+    rule = {
+        "name": "Ngập gửi thư",
+        "rule_type": "match",
+        "query": "ngập",
+        "params": {"first_run_lookback_minutes": 3000},
+        "channels": [{"channel": "email", "recipients": ["ioc@dongnai.gov.vn"]}],
+    }
+    assert analyst.post("/api/v1/rules", json=rule).status_code == 201
+    engine, backend = open_database(settings.db_url), open_backend(settings)
+    try:
+        run_rules_once(backend, engine, datetime.now(UTC))
+    finally:
+        backend.close()
+        engine.dispose()
+    outbox = analyst.get("/api/v1/outbox", params={"status": "pending"}).json()
+    mine = [o for o in outbox if o["rule"] == "Ngập gửi thư"]
+    assert mine and mine[0]["recipient"] == "ioc@dongnai.gov.vn" and mine[0]["channel"] == "email"
+    assert all(o["rule"] != "Ngập gửi thư" for o in staff.get("/api/v1/outbox").json())  # not their rule
+    assert analyst.get("/api/v1/digests/deliveries").status_code == 200
+    assert staff.get("/api/v1/digests/deliveries").status_code == 403
+    client = browser(settings)
+    login(client, "analyst1")
+    page = client.get("/alerts").text
+    assert "Chưa gửi được" in page and "ioc@dongnai.gov.vn" in page
