@@ -8,7 +8,6 @@ Rendering a digest (POST /api/v1/digests, PDF via WeasyPrint) is left out: secon
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
