@@ -1,0 +1,122 @@
+"""The strong model: a tiny real fine-tune of the (2-layer) rebuilt e5, save/load, predict interface."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp.classify import FLAG_BLANK, Prediction
+from nlp.transformer_model import (
+    META_FILENAME,
+    WEIGHTS_FILENAME,
+    FineTuneConfig,
+    evaluate_strong,
+    fine_tune,
+    load_transformer_classifier,
+    model_card,
+    save,
+)
+from tests.nlp.conftest import read_rows
+from tests.nlp.e5_support import two_layer_model
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _balanced(rows: list[dict], per_label: int) -> list[dict]:
+    """The first ``per_label`` positive and negative rows (an easy binary slice of UIT-VSFC)."""
+    picked: dict[str, list[dict]] = {"positive": [], "negative": []}
+    for row in rows:
+        bucket = picked.get(row["label"])
+        if bucket is not None and len(bucket) < per_label and len(row["text"].split()) >= 4:
+            bucket.append({"text": row["text"], "label": row["label"]})
+    assert all(len(v) == per_label for v in picked.values())
+    return [r for pair in zip(picked["positive"], picked["negative"], strict=True) for r in pair]
+
+
+def _write(rows: list[dict], path: Path) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(datasets, tmp_path_factory):
+    """A 2-layer e5 fine-tuned for a few steps on 64 rows; held-out rows from the dev split."""
+    base = two_layer_model().out_dir
+    root = tmp_path_factory.mktemp("strong")
+    train = _write(
+        _balanced(read_rows(datasets / "uit_vsfc" / "train.jsonl.gz", 2000), 32), root / "t.jsonl.gz"
+    )
+    held = _write(_balanced(read_rows(datasets / "uit_vsfc" / "dev.jsonl.gz", 1000), 32), root / "d.jsonl.gz")
+    config = FineTuneConfig(
+        max_length=48, batch_size=8, max_steps=24, train_layers=None, lr=1e-4, head_lr=5e-3, threads=2
+    )
+    clf = fine_tune("sentiment", base, [str(train)], config)
+    return clf, base, held, root
+
+
+def test_tiny_fine_tune_beats_chance_on_held_out_rows(tiny) -> None:
+    clf, _base, held, _root = tiny
+    assert clf.labels == ["negative", "positive"]
+    assert clf.info["steps"] == 24 and clf.info["rows"] == 64
+    metrics = evaluate_strong(clf, held)
+    assert metrics["n"] == 64
+    assert metrics["accuracy"] >= 0.7, metrics  # chance is 0.5 on this balanced slice
+    assert metrics["macro_f1"] >= 0.65, metrics
+
+
+def test_save_load_round_trip_and_predict_interface(tiny) -> None:
+    clf, base, held, root = tiny
+    out = root / "model"
+    save(clf, out)
+    assert (out / META_FILENAME).is_file() and (out / WEIGHTS_FILENAME).is_file()
+    # only trained parameters are saved, never the 250k x 384 frozen word embeddings
+    assert (out / WEIGHTS_FILENAME).stat().st_size < 0.2 * (base / "model.safetensors").stat().st_size
+    loaded = load_transformer_classifier(out)
+    texts = ["Thầy dạy rất nhiệt tình và dễ hiểu.", "Phòng học nóng, máy chiếu hỏng suốt cả kỳ.", "", "12345"]
+    before, after = clf.predict(texts), loaded.predict(texts)
+    assert all(isinstance(p, Prediction) for p in after)
+    for a, b in zip(before, after, strict=True):
+        assert a.label == b.label
+        assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) < 1e-3
+        assert abs(sum(b.scores.values()) - 1) < 1e-3
+    assert after[2].flag == FLAG_BLANK and after[3].flag == FLAG_BLANK
+    assert after[0].flag is None
+    with pytest.raises(ValueError, match="one title per text"):
+        loaded.predict(["a", "b"], titles=["x"])
+    card = model_card(loaded, {"held": evaluate_strong(loaded, held)})
+    assert "t.jsonl.gz`: 64 rows" in card and "| held | 64 |" in card
+
+
+def test_missing_base_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nlp\.e5_builder"):
+        fine_tune("toxicity", tmp_path, ["vihsd/dev.jsonl.gz"], FineTuneConfig(max_steps=1))
+    with pytest.raises(FileNotFoundError, match=r"strong\.json"):
+        load_transformer_classifier(tmp_path)
+    with pytest.raises(ValueError, match="unknown fine-tuning config keys"):
+        FineTuneConfig.from_mapping({"epochs": 3})
+
+
+def test_enrich_path_does_not_import_torch_or_transformers() -> None:
+    code = (
+        "import sys, nlp.enrich, nlp.transformer_model, nlp.e5_builder;"
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_predictions_follow_the_scores(tiny) -> None:
+    clf, *_ = tiny
+    probs = clf.predict_proba(["Giảng viên rất tận tâm.", "Môn học chán, không học được gì."])
+    assert probs.shape == (2, 2) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    preds = clf.predict(["Giảng viên rất tận tâm.", "Môn học chán, không học được gì."])
+    assert [p.label for p in preds] == [clf.labels[i] for i in probs.argmax(axis=1)]
