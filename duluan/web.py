@@ -115,6 +115,8 @@ EXPORT_MAX_ROWS = 50_000
 TOKEN_CACHE_S = 30.0
 #: The labelling queue ranks at most this many recent documents (keeps the page fast on big indexes).
 QUEUE_SCAN_MAX = 5_000
+#: Result pages with more hits than this are not cached (bounds the cache to ~512 small pages).
+CACHE_MAX_HITS = 60
 #: Days a search may name (the index stores nanosecond timestamps: roughly 1678–2262).
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 #: Titles of error pages people see (the API keeps the HTTP phrase).
@@ -356,7 +358,8 @@ class WebState:
         self._token_cache: dict[str, tuple[float, User | None]] = {}
         self.exports = ExportJobs(settings.home / "exports")
         embedded = settings.index.backend == "tantivy"
-        self.results = ResultCache(index_generation(settings.index_dir if embedded else None), ttl_s=60.0)
+        generation = index_generation(settings.index_dir if embedded else None)
+        self.results = ResultCache(generation, ttl_s=60.0, max_entries=512)
 
     def user_for_token(self, token: str) -> User | None:
         """Bearer-token lookup, remembered for TOKEN_CACHE_S so scripts under load skip a database read
@@ -652,6 +655,8 @@ def create_app(settings: Settings) -> FastAPI:
     def _search(p: SearchParams, *, facets: bool, histogram: bool, stories: bool) -> SearchOut:
         """Hits (or stories), facets and the volume chart of one request, from the result cache when
         the same page was computed on the current index (staff page through the same queries)."""
+        if p.limit > CACHE_MAX_HITS:  # deep story pages and big API pages: computed, never kept
+            return _search_uncached(p, facets=facets, histogram=histogram, stories=stories)
         today = datetime.now(settings.tz).date()  # the chart's default span ends today
         key = (p, facets, histogram, stories, today)
         out: SearchOut = st.results.get_or_compute(
@@ -733,6 +738,8 @@ def create_app(settings: Settings) -> FastAPI:
 
         # A page computed on the current index is answered from the event loop; only a miss goes to a
         # worker thread (the index work blocks).
+        if params.limit > CACHE_MAX_HITS:
+            return Response(await run_in_threadpool(body), media_type="application/json")
         key = ("api", params, facets, histogram, collapse, datetime.now(settings.tz).date())
         cached = st.results.peek(key)
         if cached is None:
