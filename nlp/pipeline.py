@@ -723,6 +723,25 @@ _PERSON_CUES = frozenset(
 )
 
 
+#: Titles written before names, often abbreviated ("GS", "PGS-TS", "ThS", "BS").
+_TITLES = _PERSON_CUES | frozenset(
+    {"gs", "pgs", "ts", "ths", "bs", "ks", "ls", "nsnd", "nsưt", "gs ts", "pgs ts", "gs tskh", "ncs", "lm"}
+)
+
+
+def _has_letters(text: str) -> bool:
+    return any(ch.isalpha() for ch in text)
+
+
+def _is_acronym(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return (
+        bool(letters)
+        and all(ch.isupper() for ch in letters)
+        and all(len(w) <= 4 for w in _WORD_RE.findall(text))
+    )
+
+
 def _place_cue(token: Token | None) -> bool:
     return token is not None and token.norm_ in _PLACE_CUES
 
@@ -783,10 +802,12 @@ class CrfNer:
         self, doc: Doc, s: int, e: int, label: str, taken: set[int], owner: dict[int, Span]
     ) -> Span | None:
         """The CRF's span after the rules that fix its usual errors, or None to drop it."""
-        while s < e and s in taken:  # "Nga Vladimir Putin": the country is already a LOC
-            s += 1
-        while e > s and e - 1 in taken:
-            e -= 1
+        cue_inside = False
+        while s < e and (s in taken or not _has_letters(doc[s].text) or doc[s].norm_ in _TITLES):
+            cue_inside = cue_inside or doc[s].norm_ in _TITLES  # "GS Võ Tòng Xuân", "PGS-TS …"
+            s += 1  # "Nga Vladimir Putin": the country is already a LOC
+        while e > s and (e - 1 in taken or not _has_letters(doc[e - 1].text)):
+            e -= 1  # "Q.3 -"
         if s >= e or taken.intersection(range(s, e)) or not doc[s].text[:1].isupper():
             return None
         if label != "ORG":  # names of people and places: every syllable capitalised ("GDP quý III")
@@ -794,8 +815,10 @@ class CrfNer:
             e = cut
             if s >= e:
                 return None
+        if label != "ORG" and all(_is_acronym(doc[k].text) for k in range(s, e) if _has_letters(doc[k].text)):
+            return None  # "TN CĐ", "ĐH": abbreviations the CRF takes for names
         before = doc[s - 1] if s > 0 else None
-        cue = _person_cue(doc, s, owner)
+        cue = cue_inside or _person_cue(doc, s, owner)
         if e - s == 1 and " " not in doc[s].text.strip() and not cue:
             return None  # one syllable alone ("Bắc", "RON", "Tesla"): too ambiguous without "ông", "bà"…
         if before is not None and before.norm_ in _ORG_HEADS and before.text[:1].isupper():
