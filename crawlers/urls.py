@@ -37,17 +37,25 @@ def _is_tracking_param(name: str) -> bool:
 
 
 def _strip_mirror_host(host: str) -> str:
-    for prefix in _MIRROR_HOST_PREFIXES:
-        if host.startswith(prefix) and host.count(".") >= 2:
-            return host[len(prefix) :]
-    return host
+    """Every mirror prefix, not just the first (`www.m.` too), so normalising twice changes nothing."""
+    while True:
+        for prefix in _MIRROR_HOST_PREFIXES:
+            if host.startswith(prefix) and host.count(".") >= 2:
+                host = host[len(prefix) :]
+                break
+        else:
+            return host
 
 
 def _strip_amp_path(path: str) -> str:
-    path = _AMP_PATH_PREFIX.sub("", path)
-    path = _AMP_BEFORE_EXTENSION.sub("", path)
-    path = _AMP_PATH_SUFFIX.sub("", path)
-    return path or "/"
+    """AMP markers removed to a fixed point (`/amp/amp/x` → `/x`), for the same reason."""
+    while True:
+        stripped = _AMP_PATH_PREFIX.sub("", path)
+        stripped = _AMP_BEFORE_EXTENSION.sub("", stripped)
+        stripped = _AMP_PATH_SUFFIX.sub("", stripped) or "/"
+        if stripped == path:
+            return stripped
+        path = stripped
 
 
 def normalize_url(url: str) -> str:
