@@ -112,7 +112,8 @@ class ExportJobs:
         self.root = root
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export")
         self._lock = threading.Lock()
-        self._cancel: set[str] = set()
+        self._cancel: set[str] = set()  # jobs to stop (the server is closing)
+        self._mine: set[str] = set()  # jobs queued or running in this process
 
     # -- paths and status files --
 
@@ -192,18 +193,28 @@ class ExportJobs:
         )
         self._dir(job.id).mkdir(parents=True)
         self._write(job)
+        with self._lock:
+            self._mine.add(job.id)
         self._pool.submit(self._run, backend, job)
         return job
 
     def cancel(self, job_id: str) -> ExportJob:
-        """Stop a queued/running job, or delete a finished one's file; returns the job as it was."""
+        """Stop a queued/running job, or delete a finished one's file; returns the job as it was.
+
+        A running job is stopped through a `cancel` file in its directory, so the request may reach
+        any worker process of the web app, not only the one running the export."""
         job = self.get(job_id)
         if job.state in ("queued", "running"):
-            with self._lock:
-                self._cancel.add(job_id)
+            (self._dir(job_id) / "cancel").touch()
         else:
             shutil.rmtree(self._dir(job_id), ignore_errors=True)
         return job
+
+    def _cancelled(self, job_id: str) -> bool:
+        with self._lock:
+            if job_id in self._cancel:
+                return True
+        return (self._dir(job_id) / "cancel").exists()
 
     def _run(self, backend: SearchBackend, job: ExportJob) -> None:
         directory = self._dir(job.id)
@@ -212,14 +223,13 @@ class ExportJobs:
         self._write(job)
 
         def progress(rows: int) -> None:
-            with self._lock:
-                cancelled = job.id in self._cancel
-            if cancelled:
+            if self._cancelled(job.id):
                 raise Cancelled()
             job.rows = rows
             self._write(job)
 
         try:
+            progress(0)  # cancelled (or the server stopped) while it waited in the queue?
             documents: Iterator[Document] = islice(
                 backend.scan(job.query, filters_from_json(job.filters)), job.limit
             )
@@ -236,12 +246,15 @@ class ExportJobs:
             job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             part.unlink(missing_ok=True)
-            with self._lock:
-                self._cancel.discard(job.id)
         job.finished_at = datetime.now(UTC).isoformat()
-        self._write(job)
-        if job.state == "cancelled":
+        with self._lock:
+            stopping = job.id in self._cancel
+        if job.state == "cancelled" and not stopping:  # a user cancelled it: nothing to keep
             shutil.rmtree(directory, ignore_errors=True)
+        else:
+            self._write(job)
+        with self._lock:
+            self._mine.discard(job.id)
 
     def prune(self, now: datetime | None = None) -> int:
         """Remove finished jobs older than KEEP_FOR; returns how many."""
@@ -268,6 +281,19 @@ class ExportJobs:
             time.sleep(0.05)
 
     def close(self) -> None:
+        """Stop this process's jobs (at the next progress report) and wait for the threads; a job
+        stopped this way reads `failed: the web server stopped` rather than staying `running`."""
         with self._lock:
-            self._cancel.update(j.id for j in self.list() if j.state in ("queued", "running"))
+            mine = set(self._mine)
+            self._cancel.update(mine)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for job_id in mine:
+            try:
+                job = self.get(job_id)
+            except ExportJobError:
+                continue
+            if job.state in ("queued", "running", "cancelled"):
+                job.state, job.error = "failed", "the web server stopped during the export; start it again"
+                job.finished_at = datetime.now(UTC).isoformat()
+                self._dir(job_id).mkdir(parents=True, exist_ok=True)
+                self._write(job)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -649,3 +652,45 @@ def test_the_alert_outbox_lists_undelivered_messages(settings: Settings) -> None
     login(client, "analyst1")
     page = client.get("/alerts").text
     assert "Chưa gửi được" in page and "ioc@dongnai.gov.vn" in page
+
+
+def test_export_jobs_can_be_cancelled_and_a_stopped_server_says_so(tmp_path: Path) -> None:
+    from duluan.export_jobs import ExportJobs
+    from index.backend import SearchFilters
+
+    class SlowBackend:
+        """The real index, scanned slowly enough to cancel mid-way."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def count(self, query: str = "", filters: SearchFilters | None = None) -> int:
+            return 5000
+
+        def scan(self, query: str = "", filters: SearchFilters | None = None) -> Iterator[Any]:
+            import time
+
+            docs = list(self.inner.scan("", None))
+            for i in range(5000):
+                time.sleep(0.0005)
+                yield docs[i % len(docs)]
+
+    home = build_home(tmp_path / "home")
+    backend = open_backend(home)
+    try:
+        jobs = ExportJobs(tmp_path / "exports")
+        job = jobs.start(SlowBackend(backend), "staff1", "", SearchFilters(), "csv")  # type: ignore[arg-type]
+        other = ExportJobs(tmp_path / "exports")  # another worker process of the web app
+        while jobs.get(job.id).rows < 500:
+            pass
+        other.cancel(job.id)
+        deadline = datetime.now(UTC).timestamp() + 5
+        while (tmp_path / "exports" / job.id).exists() and datetime.now(UTC).timestamp() < deadline:
+            pass
+        assert not (tmp_path / "exports" / job.id).exists()  # stopped mid-way, nothing kept
+        second = jobs.start(SlowBackend(backend), "staff1", "", SearchFilters(), "xlsx")  # type: ignore[arg-type]
+        jobs.close()  # the server stops mid-export
+        stopped = other.get(second.id)
+        assert stopped.state == "failed" and "stopped" in (stopped.error or "")
+    finally:
+        backend.close()
