@@ -95,3 +95,39 @@ def test_split_lead() -> None:
     assert split_lead("Sapo ngắn.\nThân bài.") == ("Sapo ngắn.", "\nThân bài.")
     lead, rest = split_lead("x" * 1000)
     assert len(lead) == 400 and len(rest) == 600
+
+
+def test_entities_and_relevance_come_from_the_spacy_pipeline(enricher: Enricher) -> None:
+    local, weather = enricher.enrich_many(
+        [
+            _doc(
+                "dx",
+                "Đồng Xoài khánh thành cầu mới",
+                "Sáng 20/11, Chủ tịch UBND tỉnh Đồng Nai Võ Tấn Đức dự lễ khánh thành.\nCầu dài 120 m.",
+            ),
+            _doc(
+                "wx",
+                "Dự báo thời tiết ngày mai",
+                "Nam Bộ ngày nắng.\nChiều tối mưa rào ở Tây Ninh, Bình Phước và An Giang, cục bộ mưa to.",
+            ),
+        ]
+    )
+    by_text = {e.text: e for e in local.entities}
+    assert by_text["Đồng Xoài"].canonical == "Đồng Nai"  # old name kept, linked to the new province
+    assert by_text["UBND tỉnh Đồng Nai"].label == "ORG"
+    assert by_text["Võ Tấn Đức"].label == "PER"
+    assert local.province_relevance > 0.8
+    assert "Bình Phước" in {e.text for e in weather.entities}
+    assert weather.province_relevance < 0.1  # named in a weather round-up: not coverage
+
+
+def test_watchlist_path_adds_the_analysts_entries(tmp_path) -> None:
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(
+        "watchlist:\n  - name: Công ty Cấp thoát nước Đồng Nai\n    label: ORG\n    aliases: [DNW]\n",
+        encoding="utf-8",
+    )
+    doc = Enricher(watchlist_path=path, use_crf_ner=False).enrich(_doc("w", "DNW tăng giá nước", ""))
+    assert ("DNW", "ORG", "Công ty Cấp thoát nước Đồng Nai") in {
+        (e.text, e.label, e.canonical) for e in doc.entities
+    }
