@@ -855,6 +855,14 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(400, f"{exc.message_vi} / {exc}") from None
         return RedirectResponse(f"/exports/{job.id}", status_code=303)
 
+    @app.post("/exports/{job_id}/delete", include_in_schema=False)
+    def export_delete_form(
+        job_id: str, user: Annotated[User, Depends(require("search"))]
+    ) -> RedirectResponse:
+        _export_job(user, job_id)
+        st.exports.cancel(job_id)
+        return RedirectResponse("/exports", status_code=303)
+
     @app.get("/exports", response_class=HTMLResponse, include_in_schema=False)
     def exports_page(request: Request, user: Annotated[User, Depends(require("search"))]) -> HTMLResponse:
         return page(request, "exports.html", jobs=st.exports.list(user.username), job=None)

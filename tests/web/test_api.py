@@ -467,6 +467,10 @@ def test_export_form_redirects_to_a_progress_page(settings: Settings) -> None:
     assert response.status_code == 303 and response.headers["location"].startswith("/exports/")
     page = client.get(response.headers["location"])
     assert page.status_code == 200 and "<progress" in page.text
+    job_id = response.headers["location"].rsplit("/", 1)[1]
+    _finished(client, {"status_url": f"/api/v1/exports/{job_id}"})
+    deleted = client.post(f"/exports/{job_id}/delete", data={"csrf_token": csrf}, follow_redirects=False)
+    assert deleted.status_code == 303 and job_id not in client.get("/exports").text
     assert client.post("/exports", data={"q": "lúa"}, follow_redirects=False).status_code == 403
 
 
