@@ -1503,11 +1503,10 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> HTMLResponse:
         return page(request, "label_queue.html", task=task, queue=_queue(task, 30))
 
-    @app.get("/overview", response_class=HTMLResponse, include_in_schema=False)
-    def overview_page(request: Request, _user: Annotated[User, Depends(require("overview"))]) -> HTMLResponse:
+    def _overview_index(today: date) -> dict[str, Any]:
+        """The index side of the overview (counts, 14-day sentiment chart, top stories, negative news)."""
         backend = st.backend
         tz = settings.tz
-        today = datetime.now(tz).date()
         start_today = datetime.combine(today, time.min, tz)
         start_yesterday = start_today - timedelta(days=1)
         now = datetime.now(tz)
@@ -1546,6 +1545,18 @@ def create_app(settings: Settings) -> FastAPI:
             sort="date",
             limit=10,
         ).hits
+        return {
+            "counts": counts,
+            "trend_chart": trend_chart,
+            "top_stories": top_stories,
+            "negative": negative,
+        }
+
+    @app.get("/overview", response_class=HTMLResponse, include_in_schema=False)
+    def overview_page(request: Request, _user: Annotated[User, Depends(require("overview"))]) -> HTMLResponse:
+        # Leaders open this page often: its index part is kept until the next index commit (≤ 60 s).
+        today = datetime.now(settings.tz).date()
+        index_part = st.results.get_or_compute(("overview", today), lambda: _overview_index(today))
         health = source_health(st.engine)
         health_summary: dict[str, int] = {}
         for h in health:
@@ -1554,10 +1565,7 @@ def create_app(settings: Settings) -> FastAPI:
         return page(
             request,
             "overview.html",
-            counts=counts,
-            trend_chart=trend_chart,
-            top_stories=top_stories,
-            negative=negative,
+            **index_part,
             health_summary=health_summary,
             unhealthy=[h for h in health if h.enabled and h.status not in ("ok", "never_run")],
             province=settings.province.name,
