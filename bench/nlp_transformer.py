@@ -81,13 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="*", default=["sentiment", "toxicity"])
     parser.add_argument("--limit", type=int, help="evaluate an evenly spread sample of N rows per dev set")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the strong model")
+    parser.add_argument(
+        "--int8", action="store_true", help="also run the strong model with int8 Linear layers"
+    )
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
 
     results = []
     ctx = get_context("spawn")
     for task in args.tasks:
-        for kind in ("linear", "strong"):
+        for kind in ("linear", "strong", *(("strong-int8",) if args.int8 else ())):
             with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
                 res = pool.submit(
                     _run,

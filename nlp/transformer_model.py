@@ -395,9 +395,13 @@ def save(clf: TransformerClassifier, out_dir: Path) -> None:
 
 
 def load_transformer_classifier(
-    model_dir: Path, base_dir: Path | None = None, threads: int | None = None
+    model_dir: Path, base_dir: Path | None = None, threads: int | None = None, int8: bool = False
 ) -> TransformerClassifier:
-    """Load a fine-tuned model; ``base_dir`` overrides the base model path recorded at training time."""
+    """Load a fine-tuned model; ``base_dir`` overrides the base model path recorded at training time.
+
+    ``int8`` swaps every ``Linear`` layer for PyTorch's dynamic int8 version (weights int8, activations
+    quantised per batch): faster on CPU, scores shift slightly — measure before relying on it.
+    """
     import torch
     from safetensors.torch import load_file
 
@@ -423,6 +427,14 @@ def load_transformer_classifier(
             f" {list(unexpected)[:3]}; pass the base dir it was trained from (--base)"
         )
     network.eval()
+    if int8:
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # deprecation notice of quantised tensors
+            network = quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8)
     return TransformerClassifier(
         task=meta["task"],
         labels=list(meta["labels"]),
