@@ -6,9 +6,10 @@ optionally only the last N encoder layers are trained. Training is bounded by ``
 ``max_seconds``), runs on CPU, and holds out a slice of the training rows to fit a probability
 temperature and, optionally, per-class score offsets that maximise macro-F1 (as the linear models do).
 
-A saved model directory holds only what training changed (``weights.safetensors``: encoder layers,
-position/type embeddings, layer norms and head) plus ``strong.json`` (labels, config, provenance, the
-path and size of the base model it was trained from) and a model card. Loading needs the base dir.
+A saved model directory holds every weight but the frozen word embeddings (``weights.safetensors``:
+encoder layers, position/type embeddings, layer norms and head, ~86 MB) plus ``strong.json`` (labels,
+config, provenance, the path and size of the base model it was trained from) and a model card.
+Loading needs the base dir.
 
     python -m nlp.transformer_model --task sentiment --base DIR --out DIR [--data PATH ...] [--max-steps N]
 
