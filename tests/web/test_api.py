@@ -658,7 +658,9 @@ def test_the_alert_outbox_lists_undelivered_messages(settings: Settings) -> None
     assert "Chưa gửi được" in page and "ioc@dongnai.gov.vn" in page
 
 
-def test_export_jobs_can_be_cancelled_and_a_stopped_server_says_so(tmp_path: Path) -> None:
+def test_export_jobs_can_be_cancelled_and_a_stopped_server_says_so(
+    settings: Settings, tmp_path: Path
+) -> None:
     from duluan.export_jobs import ExportJobs
     from index.backend import SearchFilters
 
@@ -679,8 +681,7 @@ def test_export_jobs_can_be_cancelled_and_a_stopped_server_says_so(tmp_path: Pat
                 time.sleep(0.0005)
                 yield docs[i % len(docs)]
 
-    home = build_home(tmp_path / "home")
-    backend = open_backend(home)
+    backend = open_backend(settings)
     try:
         jobs = ExportJobs(tmp_path / "exports")
         job = jobs.start(SlowBackend(backend), "staff1", "", SearchFilters(), "csv")  # type: ignore[arg-type]
