@@ -950,6 +950,7 @@ def create_app(settings: Settings) -> FastAPI:
             try:
                 st.backend.upsert([doc.model_copy(update={field: value})])
                 index_updated = True
+                st.results.clear()  # a remote index has no commit stamp to watch: forget cached pages
             except Exception as exc:  # e.g. a crawl holds the index writer: the label is kept anyway
                 st.audit(user, "label_index_failed", "document", doc.id, error=type(exc).__name__)
         return {
