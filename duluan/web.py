@@ -1462,6 +1462,7 @@ def create_app(settings: Settings) -> FastAPI:
             per_page=per_page,
             base_query=base,
             sort_choice=request.query_params.get("sort", ""),
+            date_ranges=_date_ranges(datetime.now(settings.tz).date()),
             rule_types=RULE_TYPES,
         )
 
@@ -1905,6 +1906,17 @@ def _status_title(status: int) -> str:
 def _days_ago(settings: Settings, days: int) -> datetime:
     today = datetime.now(settings.tz).date()
     return datetime.combine(today - timedelta(days=days - 1), time.min, settings.tz)
+
+
+def _date_ranges(today: date) -> list[tuple[str, str, str]]:
+    """The date facet's choices: (label, from, to) as the search form's YYYY-MM-DD values."""
+    return [
+        (N_("Hôm nay"), today.isoformat(), today.isoformat()),
+        (N_("7 ngày qua"), (today - timedelta(days=6)).isoformat(), today.isoformat()),
+        (N_("30 ngày qua"), (today - timedelta(days=29)).isoformat(), today.isoformat()),
+        (N_("Năm nay"), date(today.year, 1, 1).isoformat(), today.isoformat()),
+        (N_("Mọi lúc"), "", ""),
+    ]
 
 
 def _validated_source(raw: dict[str, Any]) -> SourceSpec:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -699,3 +699,19 @@ def test_export_jobs_can_be_cancelled_and_a_stopped_server_says_so(
         assert stopped.state == "failed" and "stopped" in (stopped.error or "")
     finally:
         backend.close()
+
+
+def test_the_date_facet_narrows_the_search(settings: Settings) -> None:
+    from html import unescape
+    from urllib.parse import parse_qs, urlsplit
+
+    client = browser(settings)
+    login(client, "staff1")
+    page = client.get("/", params={"q": "Đồng Xoài"}).text
+    link = unescape(page.split('<section class="date-facet">')[1].split('href="')[2].split('"')[0])
+    query = parse_qs(urlsplit(link).query)
+    today = datetime.now(settings.tz).date()
+    assert query["q"] == ["Đồng Xoài"] and query["to"] == [today.isoformat()]
+    assert (today - date.fromisoformat(query["from"][0])).days == 6  # "7 ngày qua"
+    narrowed = client.get(link).text
+    assert 'aria-current="true">7 ngày qua' in narrowed and '<strong id="total">' in narrowed
