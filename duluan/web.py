@@ -57,6 +57,7 @@ from alerts.store import (
 )
 from crawlers.health import source_health
 from crawlers.registry import (
+    CHECK_TARGETS,
     SourceKind,
     SourceSpec,
     get_source,
@@ -85,6 +86,7 @@ from duluan.web_helpers import (
     svg_bar_chart,
     svg_stacked_sentiment,
 )
+from duluan.web_security import install_ops_routes
 from duluan.wiring import open_backend
 from index.backend import HistogramInterval, QueryError, SearchBackend, SearchFilters
 from index.saved_searches import (
@@ -414,6 +416,7 @@ def create_app(settings: Settings) -> FastAPI:
         "`Authorization: Bearer <token>` (create one with `duluan users token NAME`).",
     )
     app.state.web = st
+    install_ops_routes(app, st)  # /metrics and extra security headers (duluan/web_security.py)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     app.add_middleware(SecurityHeaders, hsts=st.secure_cookies)
@@ -1921,7 +1924,7 @@ def _date_ranges(today: date) -> list[tuple[str, str, str]]:
 
 def _validated_source(raw: dict[str, Any]) -> SourceSpec:
     try:
-        return SourceSpec.model_validate(raw)
+        return SourceSpec.model_validate(raw, context=CHECK_TARGETS)  # SSRF guard: crawlers/ssrf.py
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise HTTPException(422, f"Nguồn không hợp lệ / invalid source: {problems}") from None
