@@ -147,7 +147,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
             f"{r[f'{lab}_p']:.2f} / {r[f'{lab}_r']:.2f} / **{r[f'{lab}_f1']:.2f}**"
             for lab in (*LABELS, "micro")
         ]
-        lines.append(f"| {name} | {' | '.join(cells)} | {r['linking']:.2f} | {r['ms_per_sentence']:.1f} |")
+        lines.append(f"| {name} | {' | '.join(cells)} | {r['linking']:.2f} | {r['ms_per_sentence']:.2f} |")
     return "\n".join(lines)
 
 
