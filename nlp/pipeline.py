@@ -32,6 +32,7 @@ list of provinces or a weather round-up barely counts).
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import count, pairwise
@@ -409,8 +410,8 @@ class UndertheseaTokenizer:
 # --------------------------------------------------------------------------- components
 
 #: Gazetteers handed to the ``vi_gazetteer``/``vi_crf_ner`` factories by key (spaCy configs hold
-#: only plain values). ``build_pipeline`` registers them.
-_GAZETTEERS: dict[str, Gazetteer] = {}
+#: only plain values). ``build_pipeline`` registers them; the components keep them alive.
+_GAZETTEERS: weakref.WeakValueDictionary[str, Gazetteer] = weakref.WeakValueDictionary()
 _GAZETTEER_KEYS = count()
 
 
