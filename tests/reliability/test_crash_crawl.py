@@ -46,6 +46,8 @@ from tests.reliability.conftest import (
 SEED = 20261128
 SCENARIOS = 4
 KILLS_PER_SCENARIO = 5  # 4 x 5 = 20 landed SIGKILLs, plus the CLI one below
+#: Scenario 0 crawls the feed and the sitemap (every article reached twice per run); the others the
+#: feed only, which halves the cost of a run.
 SOURCES = ["demo-rss", "demo-sitemap"]
 
 
@@ -100,7 +102,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     batch_size = rng.choice([1, 2, 3])
     job = {
         "home": str(home),
-        "sources": SOURCES,
+        "sources": SOURCES if scenario == 0 else SOURCES[:1],
         "batch_size": batch_size,
         "flush_interval_s": 0.2,
         "report": str(tmp_path / "report.json"),
@@ -174,7 +176,7 @@ def test_duluan_crawl_cli_killed_mid_crawl_then_rerun(site: RecordingSite, tmp_p
     rng = random.Random(SEED - 1)
     home = tmp_path / "home"
     prepare_home(home, site)
-    args = [sys.executable, "-m", "duluan", "crawl", *[a for s in SOURCES for a in ("--source", s)]]
+    args = [sys.executable, "-m", "duluan", "crawl", "--source", "demo-rss"]
     env = child_env(home, DULUAN_LOG_LEVEL="WARNING")
     site.access.new_run()
     with (tmp_path / "killed.log").open("wb") as log:
