@@ -39,7 +39,13 @@ from index.query import (
 from index.tantivy_backend import QueryCompiler, TantivyIndex, build_schema
 from tests.alerts.factories import make_doc
 
-PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 COMPILER = QueryCompiler(build_schema())
 _INDEX: list[TantivyIndex] = []
 
