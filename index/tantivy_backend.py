@@ -200,7 +200,7 @@ def index_document(doc: Document) -> tantivy.Document:
     """The tantivy form of a `Document` (published date falls back to the fetch date)."""
     out = tantivy.Document()
     out.add_text("id", doc.id)
-    out.add_bytes("document_json", doc.model_dump_json().encode())
+    out.add_bytes("document_json", doc.__pydantic_serializer__.to_json(doc))  # = model_dump_json, as bytes
     out.add_unsigned("scan_key", scan_key(doc.id))
     title, text = _nfc(doc.title), _nfc(doc.text)
     for field, value in (("title", title), ("text", text)):
@@ -520,17 +520,30 @@ class TantivyIndex:
         The input is materialised first so a slow generator never holds the shared writer lock.
         Nothing is written if any document fails: the batch is rolled back.
         """
-        batch = list(documents)
-        if not batch:
+        given = list(documents)
+        if not given:
             return 0
+        by_id = {doc.id: doc for doc in given}  # a repeated id: the last one wins, as in sequence
+        batch = list(by_id.values())
+        ids = list(by_id)
 
         def apply(writer: tantivy.IndexWriter) -> int:
+            # Deleting by id costs a term lookup per id in every segment at commit, which grows with
+            # the index; a fresh load (no id of the batch stored yet) skips it. We hold the writer
+            # lock, so no other process can commit one of these ids before our commit.
+            replace = self._any_stored(ids)
             for doc in batch:
-                writer.delete_documents_by_term("id", doc.id)
+                if replace:
+                    writer.delete_documents_by_term("id", doc.id)
                 writer.add_document(index_document(doc))
-            return len(batch)
+            return len(given)  # counted as given, repeats included (like writing them in turn)
 
         return self._write(apply)
+
+    def _any_stored(self, ids: list[str]) -> bool:
+        """Whether any of `ids` is in the last commit (one term-set query, not one query per id)."""
+        query = Query.term_set_query(self.schema, "id", ids)
+        return _count(self._searcher().search(query, 1, count=True)) > 0
 
     def delete(self, ids: Iterable[str]) -> int:
         searcher = self._searcher()
