@@ -22,6 +22,7 @@ import argparse
 import gzip
 import itertools
 import json
+import os
 import random
 import resource
 import statistics
@@ -41,6 +42,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "index")]  # bench.*, and es_ser
 from elasticsearch import Elasticsearch  # noqa: E402
 from es_server import start_local_elasticsearch  # noqa: E402
 
+from bench.index_fts5 import Fts5Index, NotExpressible  # noqa: E402
 from bench.index_tantivy import QUERIES  # noqa: E402
 from index.backend import SearchBackend  # noqa: E402
 from index.es_backend import ElasticsearchIndex  # noqa: E402
@@ -109,9 +111,9 @@ def process_peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def time_queries(backend: SearchBackend, repeat: int) -> tuple[list[float], dict[str, int]]:
+def time_queries(backend: SearchBackend, repeat: int) -> tuple[list[float], dict[str, int | None]]:
     """Milliseconds per (page of 20 hits + three facets), after one warm-up round; totals per query."""
-    totals: dict[str, int] = {}
+    totals: dict[str, int | None] = {}
     for query in QUERIES:  # warm-up (caches, JIT) and totals
         totals[query] = backend.search(query, limit=20).total
         backend.facets(FACETS, query, size=10)
@@ -121,6 +123,27 @@ def time_queries(backend: SearchBackend, repeat: int) -> tuple[list[float], dict
             t0 = time.perf_counter()
             backend.search(query, limit=20)
             backend.facets(FACETS, query, size=10)
+            latencies.append((time.perf_counter() - t0) * 1000)
+    return latencies, totals
+
+
+def time_fts5_queries(index: Fts5Index, repeat: int) -> tuple[list[float], dict[str, int | None]]:
+    """As `time_queries` for the FTS5 baseline; queries it cannot express are left out (total None)."""
+    totals: dict[str, int | None] = {}
+    for query in QUERIES:
+        try:
+            totals[query] = index.search(query, limit=20).total
+            index.facets(FACETS, query, size=10)
+        except NotExpressible:
+            totals[query] = None
+    latencies: list[float] = []
+    for _ in range(repeat):
+        for query in QUERIES:
+            if totals[query] is None:
+                continue
+            t0 = time.perf_counter()
+            index.search(query, limit=20)
+            index.facets(FACETS, query, size=10)
             latencies.append((time.perf_counter() - t0) * 1000)
     return latencies, totals
 
@@ -141,8 +164,40 @@ def start_proxy_process(upstream_port: int) -> tuple[subprocess.Popen[str], str]
     return process, process.stdout.readline().strip()
 
 
-def load(backend: SearchBackend, count: int, batch_size: int, name: str) -> tuple[float, float]:
+def process_cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system, all threads) of this process, or of another one by pid."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Loader:
+    """Times the upserts of a load: wall seconds, and CPU seconds of this process (+ a server's)."""
+
+    def __init__(self, server_pid: int | None = None) -> None:
+        self.server_pid = server_pid
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self) -> Loader:
+        self._t0, self._c0 = time.perf_counter(), self._cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall += time.perf_counter() - self._t0
+        self.cpu += self._cpu() - self._c0
+
+    def _cpu(self) -> float:
+        own = process_cpu_seconds()
+        return own + (process_cpu_seconds(self.server_pid) if self.server_pid else 0.0)
+
+
+def load(
+    backend: Any, count: int, batch_size: int, name: str, timer: Loader | None = None
+) -> tuple[float, float]:
     """Upsert `count` generated documents in batches; (seconds in upsert, seconds generating)."""
+    timer = timer or Loader()
     indexing = generation = 0.0
     docs = documents(count)
     done = 0
@@ -153,11 +208,16 @@ def load(backend: SearchBackend, count: int, batch_size: int, name: str) -> tupl
         if not batch:
             return indexing, generation
         t0 = time.perf_counter()
-        backend.upsert(batch)
+        with timer:
+            backend.upsert(batch)
         indexing += time.perf_counter() - t0
         done += len(batch)
         if done % (batch_size * 10) == 0:
-            print(f"  {name}: {done:,} docs, {done / indexing:,.0f} docs/s", flush=True)
+            print(
+                f"  {name}: {done:,} docs, {done / indexing:,.0f} docs/s, "
+                f"{done / timer.cpu:,.0f} docs per CPU-s",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -170,7 +230,9 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of the 20 queries")
-    parser.add_argument("--backends", default="tantivy,elasticsearch")
+    parser.add_argument(
+        "--backends", default="tantivy,fts5,elasticsearch", help="any of tantivy,fts5,elasticsearch"
+    )
     parser.add_argument("--es-heap", default="1g")
     args = parser.parse_args()
     wanted = args.backends.split(",")
@@ -180,13 +242,15 @@ def main() -> None:
 
     if "tantivy" in wanted:  # phases run one after the other: two cores are not shared
         tantivy = TantivyIndex(root / "tantivy", writer_heap_bytes=512_000_000)
-        indexing, generation = load(tantivy, sizes["tantivy"], args.batch, "tantivy")
+        timer = Loader()
+        indexing, generation = load(tantivy, sizes["tantivy"], args.batch, "tantivy", timer)
         latencies, totals = time_queries(tantivy, args.repeat)
         size = disk_bytes(root / "tantivy")
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rows["tantivy"] = {
             "docs": sizes["tantivy"],
             "rate": sizes["tantivy"] / indexing,
+            "cpu": timer.cpu,
             "generation": sizes["tantivy"] / generation,
             "latencies": latencies,
             "totals": totals,
@@ -195,22 +259,45 @@ def main() -> None:
         }
         tantivy.close()
 
+    if "fts5" in wanted:  # the peer baseline of the embedded index (issue 8)
+        (root / "fts5").mkdir()
+        fts5 = Fts5Index(root / "fts5" / "fts.db")
+        timer = Loader()
+        indexing, generation = load(fts5, sizes["tantivy"], args.batch, "fts5", timer)
+        with timer:
+            fts5.optimize()
+        latencies, totals = time_fts5_queries(fts5, args.repeat)
+        rows["fts5"] = {
+            "docs": sizes["tantivy"],
+            "rate": sizes["tantivy"] / timer.wall,
+            "cpu": timer.cpu,
+            "generation": sizes["tantivy"] / generation,
+            "latencies": latencies,
+            "totals": totals,
+            "disk": fts5.disk_bytes(),
+            "memory": "same process as tantivy (SQLite page cache 2 MB default)",
+        }
+        fts5.close()
+
     if "elasticsearch" in wanted:
         node = start_local_elasticsearch(args.es_heap, args.es_heap, fast_start=False)
         proxy, url = start_proxy_process(int(node.url.rsplit(":", 1)[1]))
+        timer = Loader(server_pid=node.pid)
         try:
             client = Elasticsearch(url, request_timeout=600)
             elastic = ElasticsearchIndex(client, "bench", refresh=False, request_timeout=600)
             elastic.client.indices.put_settings(index=elastic.alias, settings={"refresh_interval": "-1"})
-            indexing, generation = load(elastic, sizes["elasticsearch"], args.batch, "elasticsearch")
+            indexing, generation = load(elastic, sizes["elasticsearch"], args.batch, "elasticsearch", timer)
             t0 = time.perf_counter()
-            elastic.client.indices.put_settings(index=elastic.alias, settings={"refresh_interval": "1s"})
-            elastic.refresh()
+            with timer:
+                elastic.client.indices.put_settings(index=elastic.alias, settings={"refresh_interval": "1s"})
+                elastic.refresh()
             indexing += time.perf_counter() - t0  # the final refresh is part of indexing
             latencies, totals = time_queries(elastic, args.repeat)
             rows["elasticsearch"] = {
                 "docs": sizes["elasticsearch"],
                 "rate": sizes["elasticsearch"] / indexing,
+                "cpu": timer.cpu,
                 "generation": sizes["elasticsearch"] / generation,
                 "latencies": latencies,
                 "totals": totals,
@@ -225,22 +312,32 @@ def main() -> None:
             node.stop()
 
     print()
-    print("| backend | docs | indexing docs/s | page + 3 facets p50 | p95 | disk (per 1M docs) | memory |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        "| backend | docs | indexing docs/s (wall) | CPU s of indexing | docs per CPU-s "
+        "| page + 3 facets p50 | p95 | disk (per 1M docs) | memory |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         per_million = r["disk"] / r["docs"] * 1e6 / 1e9
         print(
-            f"| {name} | {r['docs']:,} | {r['rate']:,.0f} | {statistics.median(r['latencies']):.1f} ms "
+            f"| {name} | {r['docs']:,} | {r['rate']:,.0f} | {r['cpu']:,.1f} | {r['docs'] / r['cpu']:,.0f} "
+            f"| {statistics.median(r['latencies']):.1f} ms "
             f"| {percentile(r['latencies'], 0.95):.1f} ms | {r['disk'] / 1e6:,.0f} MB ({per_million:.2f} GB) "
             f"| {r['memory']} |"
         )
     for name, r in rows.items():
         print(f"\n{name}: generation {r['generation']:,.0f} docs/s (untimed); totals per query:")
         print("  " + ", ".join(f"{q or '(all)'}={n}" for q, n in r["totals"].items()))
-    if len(rows) == 2 and sizes["tantivy"] == sizes["elasticsearch"]:
-        first, second = (r["totals"] for r in rows.values())
-        differing = [q for q in QUERIES if first[q] != second[q]]
-        print(f"\nsame totals on both backends for {len(QUERIES) - len(differing)}/{len(QUERIES)} queries")
+    for peer in ("elasticsearch", "fts5"):
+        if "tantivy" not in rows or peer not in rows or rows[peer]["docs"] != rows["tantivy"]["docs"]:
+            continue
+        first, second = rows["tantivy"]["totals"], rows[peer]["totals"]
+        compared = [q for q in QUERIES if second[q] is not None]
+        differing = [q for q in compared if first[q] != second[q]]
+        print(
+            f"\ntantivy vs {peer}: same totals for {len(compared) - len(differing)}/{len(compared)} queries"
+        )
         for query in differing:
             print(f"  differs: {query!r}: {first[query]} vs {second[query]}")
 
