@@ -1,10 +1,12 @@
 """The outbox sender (gửi cảnh báo): exactly-once delivery, even across crashes.
 
 Each delivery row is claimed (`pending` → `sending`, in its own committed transaction) before the
-network call and marked after it. The claim is the idempotency check: a row that is not `pending` is
-never sent, so two senders cannot both send it, and a crash between send and mark leaves `sending`,
-which is not resent (it becomes `interrupted` and is reported) unless the channel's receiver
-de-duplicates on our idempotency key. A channel that is down delays only its own messages; a bounced
+network call, moves to `transmitting` right before the message itself leaves (after connecting and
+logging in), and is marked after it. The claim is the idempotency check: a row that is not `pending`
+is never sent, so two senders cannot both send it. A crash before `transmitting` sent nothing, so the
+row is requeued (no alert is lost); a crash after it leaves `transmitting`, which is not resent (it
+becomes `interrupted` and is reported) unless the channel's receiver de-duplicates on our
+idempotency key. A channel that is down delays only its own messages; a bounced
 recipient is recorded and never retried.
 """
 
@@ -78,17 +80,23 @@ def recover_interrupted(
     policy: DeliveryPolicy,
     report: DeliveryReport,
 ) -> None:
-    """Settle rows left `sending` by a crash: requeue if the receiver de-duplicates, else `interrupted`."""
+    """Settle rows a crashed sender left behind: `sending` ones never left us and are requeued;
+    `transmitting` ones are requeued if the receiver de-duplicates, else marked `interrupted`."""
     cutoff = now - timedelta(seconds=policy.interrupted_after_s)
     with engine.begin() as conn:
         stale = conn.execute(
-            sa.select(alert_deliveries.c.id, alert_deliveries.c.channel, alert_deliveries.c.idempotency_key)
-            .where(alert_deliveries.c.status == "sending")
+            sa.select(
+                alert_deliveries.c.id,
+                alert_deliveries.c.channel,
+                alert_deliveries.c.idempotency_key,
+                alert_deliveries.c.status,
+            )
+            .where(alert_deliveries.c.status.in_(("sending", "transmitting")))
             .where(alert_deliveries.c.claimed_at < cutoff)
         ).all()
         for row in stale:
             channel = channels.get(row.channel)
-            if channel is not None and channel.receiver_deduplicates:
+            if row.status == "sending" or (channel is not None and channel.receiver_deduplicates):
                 values: dict[str, Any] = {"status": "pending", "next_attempt_at": now}
                 report.requeued.append(row.idempotency_key)
             else:
@@ -100,7 +108,7 @@ def recover_interrupted(
                 report.interrupted.append(row.idempotency_key)
             conn.execute(
                 alert_deliveries.update()
-                .where(alert_deliveries.c.id == row.id, alert_deliveries.c.status == "sending")
+                .where(alert_deliveries.c.id == row.id, alert_deliveries.c.status == row.status)
                 .values(**values)
             )
 
@@ -199,8 +207,12 @@ def _send_batch(
     else:
         message, rendered = group_message(messages), render_alert_group(messages, ui_base_url)
     attempts = max(row.attempts for row in rows) + 1
+
+    def transmitting() -> None:
+        _mark(engine, ids, status="transmitting")
+
     try:
-        channel.send(message, rendered)
+        channel.send(message, rendered, transmitting)
     except PermanentDeliveryError as exc:
         log.warning("delivery %s bounced: %s", message.idempotency_key, exc)
         _mark(engine, ids, status="bounced", last_error=str(exc))

@@ -96,7 +96,7 @@ alerts = sa.Table(
 #: a crash between send and mark leaves `sending`, which is never blindly resent — it becomes
 #: `interrupted` (reported) unless the channel's receiver de-duplicates on the idempotency key.
 #: `bounced`: the recipient was refused; `failed`: gave up after the maximum number of attempts.
-DELIVERY_STATUSES = ("pending", "sending", "sent", "bounced", "failed", "interrupted")
+DELIVERY_STATUSES = ("pending", "sending", "transmitting", "sent", "bounced", "failed", "interrupted")
 
 alert_deliveries = sa.Table(
     "alert_deliveries",

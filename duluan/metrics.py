@@ -300,7 +300,7 @@ class DuluanCollector(Collector):
                     backlog.add_metric([kind, str(status_value)], float(count))
                 first = conn.execute(
                     sa.select(sa.func.min(table.c.created_at)).where(
-                        table.c.status.in_(("pending", "sending"))
+                        table.c.status.in_(("pending", "sending", "transmitting"))
                     )
                 ).scalar()
                 age = (now - _aware(first)).total_seconds() if first else 0.0

@@ -151,7 +151,7 @@ def check_outbox(engine: sa.Engine, now: datetime) -> Check:
     try:
         with engine.connect() as conn:
             for table in (alert_deliveries, digest_deliveries):
-                waiting = table.c.status.in_(("pending", "sending"))
+                waiting = table.c.status.in_(("pending", "sending", "transmitting"))
                 pending += int(conn.execute(sa.select(sa.func.count()).where(waiting)).scalar() or 0)
                 failed += int(
                     conn.execute(

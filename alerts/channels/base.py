@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -61,8 +62,18 @@ class Channel(ABC):
         return None if recipient.strip() else "empty recipient"
 
     @abstractmethod
-    def send(self, message: OutboxMessage, rendered: RenderedAlert) -> None:
-        """Deliver or raise a `DeliveryError` subclass."""
+    def send(
+        self,
+        message: OutboxMessage,
+        rendered: RenderedAlert,
+        before_transmit: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Deliver or raise a `DeliveryError` subclass.
+
+        Call `before_transmit()` after everything that cannot reach the recipient (connecting, logging
+        in) and right before the message itself leaves: the outbox records that point, so a crash
+        before it is safely retried and only a crash after it is treated as "maybe delivered".
+        """
 
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {}

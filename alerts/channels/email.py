@@ -6,6 +6,7 @@ import hashlib
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -102,10 +103,17 @@ class EmailChannel(Channel):
             client.ehlo()
         return client
 
-    def send(self, message: OutboxMessage, rendered: RenderedAlert) -> None:
-        self.send_mail(build_email(self.config, message, rendered), [message.recipient])
+    def send(
+        self,
+        message: OutboxMessage,
+        rendered: RenderedAlert,
+        before_transmit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.send_mail(build_email(self.config, message, rendered), [message.recipient], before_transmit)
 
-    def send_mail(self, mail: EmailMessage, recipients: list[str]) -> dict[str, str]:
+    def send_mail(
+        self, mail: EmailMessage, recipients: list[str], before_transmit: Callable[[], None] = lambda: None
+    ) -> dict[str, str]:
         """Send any message (an alert, the daily digest); returns recipients refused while others got
         it. Raises `PermanentDeliveryError` if every recipient was refused, `RetryableDeliveryError`
         if the server is unreachable or busy."""
@@ -117,6 +125,7 @@ class EmailChannel(Channel):
         try:
             if cfg.username:
                 client.login(cfg.username, cfg.password or "")
+            before_transmit()
             refused = client.send_message(mail, from_addr=cfg.sender, to_addrs=recipients)
         except smtplib.SMTPRecipientsRefused as exc:
             code, detail = next(iter(exc.recipients.values()))

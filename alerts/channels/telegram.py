@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,7 +44,12 @@ class TelegramChannel(Channel):
             raise ValueError("Telegram bot token is empty; create a bot with @BotFather and set its token")
         self.config = config
 
-    def send(self, message: OutboxMessage, rendered: RenderedAlert) -> None:
+    def send(
+        self,
+        message: OutboxMessage,
+        rendered: RenderedAlert,
+        before_transmit: Callable[[], None] = lambda: None,
+    ) -> None:
         url = f"{self.config.api_base.rstrip('/')}/bot{self.config.bot_token}/sendMessage"
         text = rendered.chat_html
         if len(text) > MAX_MESSAGE_CHARS:
@@ -54,6 +60,7 @@ class TelegramChannel(Channel):
             "parse_mode": "HTML",
             "disable_web_page_preview": True,
         }
+        before_transmit()
         try:
             response = httpx.post(url, json=payload, timeout=self.config.timeout_s)
         except httpx.HTTPError as exc:

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -86,7 +87,12 @@ class WebhookChannel(Channel):
             raise ValueError("webhook secret is empty; set one so receivers can verify the signature")
         self.config = config
 
-    def send(self, message: OutboxMessage, rendered: RenderedAlert) -> None:
+    def send(
+        self,
+        message: OutboxMessage,
+        rendered: RenderedAlert,
+        before_transmit: Callable[[], None] = lambda: None,
+    ) -> None:
         body = json.dumps(webhook_payload(message, rendered), ensure_ascii=False).encode("utf-8")
         timestamp = str(int(time.time()))
         headers = {
@@ -95,6 +101,7 @@ class WebhookChannel(Channel):
             SIGNATURE_HEADER: sign(self.config.secret, timestamp, body),
             "Idempotency-Key": message.idempotency_key,
         }
+        before_transmit()
         try:
             response = httpx.post(
                 message.recipient, content=body, headers=headers, timeout=self.config.timeout_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -42,12 +43,18 @@ class ZaloChannel(Channel):
             raise ValueError("Zalo OA access token is empty; set it in the settings")
         self.config = config
 
-    def send(self, message: OutboxMessage, rendered: RenderedAlert) -> None:
+    def send(
+        self,
+        message: OutboxMessage,
+        rendered: RenderedAlert,
+        before_transmit: Callable[[], None] = lambda: None,
+    ) -> None:
         text = rendered.text
         if len(text) > MAX_MESSAGE_CHARS:
             text = text[: MAX_MESSAGE_CHARS - 1] + "…"
         payload = {"recipient": {"user_id": message.recipient}, "message": {"text": text}}
         headers = {"access_token": self.config.access_token}
+        before_transmit()
         try:
             response = httpx.post(
                 self.config.api_url, json=payload, headers=headers, timeout=self.config.timeout_s

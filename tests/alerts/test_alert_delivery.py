@@ -137,7 +137,7 @@ def test_crash_between_send_and_mark_never_sends_twice(
         deliver_pending(db, {"email": _email(smtp_server)}, ui_base_url=UI, now=NOW)
     monkeypatch.setattr(alerts.delivery, "_mark", real_mark)
     assert len(smtp_server.messages) == 1
-    assert _statuses(db) == {GOOD: "sending"}
+    assert _statuses(db) == {GOOD: "transmitting"}
 
     # Restarted sender: the claimed row is not pending, so it is not sent again ...
     soon = deliver_pending(db, {"email": _email(smtp_server)}, ui_base_url=UI, now=NOW + timedelta(minutes=1))
@@ -213,7 +213,9 @@ def test_interrupted_webhook_is_resent_with_the_same_idempotency_key(
     real_mark = alerts.delivery._mark
 
     def crash(engine: sa.Engine, delivery_ids: list[int], **values: Any) -> None:
-        raise SystemExit("killed")
+        if values.get("status") == "sent":
+            raise SystemExit("killed between send and mark")
+        real_mark(engine, delivery_ids, **values)
 
     monkeypatch.setattr(alerts.delivery, "_mark", crash)
     with pytest.raises(SystemExit):
@@ -319,3 +321,31 @@ def test_alerts_within_the_aggregation_window_go_out_as_one_message(
     html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "<script>" not in html
     assert html.count('href="http://127.0.0.1:8000/alerts/') == 2
+
+
+def test_crash_after_claim_before_transmitting_is_resent_once(
+    index: TantivyIndex, db: sa.Engine, smtp_server: SmtpInbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the claim but before the message left (connecting, logging in): nothing reached
+    the server, so the stale claim is requeued and the alert is delivered exactly once — not lost."""
+    _fire(index, db, [{"channel": "email", "recipients": [GOOD]}])
+    real_mark = alerts.delivery._mark
+
+    def crash_before_transmitting(engine: sa.Engine, delivery_ids: list[int], **values: Any) -> None:
+        if values.get("status") == "transmitting":
+            raise SystemExit("killed after login, before DATA")
+        real_mark(engine, delivery_ids, **values)
+
+    monkeypatch.setattr(alerts.delivery, "_mark", crash_before_transmitting)
+    with pytest.raises(SystemExit):
+        deliver_pending(db, {"email": _email(smtp_server)}, ui_base_url=UI, now=NOW)
+    monkeypatch.setattr(alerts.delivery, "_mark", real_mark)
+    assert smtp_server.messages == [] and _statuses(db) == {GOOD: "sending"}
+
+    soon = deliver_pending(db, {"email": _email(smtp_server)}, ui_base_url=UI, now=NOW + timedelta(minutes=1))
+    assert soon.sent == [] and smtp_server.messages == [], "a fresh claim may still be in flight elsewhere"
+    later = deliver_pending(
+        db, {"email": _email(smtp_server)}, ui_base_url=UI, now=NOW + timedelta(minutes=15)
+    )
+    assert len(later.sent) == 1 and later.interrupted == []
+    assert len(smtp_server.messages) == 1 and _statuses(db) == {GOOD: "sent"}
