@@ -94,17 +94,26 @@ def personalise(mail: EmailMessage, recipient: str, idempotency_key: str, sender
 def _settle_interrupted(
     engine: Engine, now: datetime, policy: DeliveryPolicy, report: DeliveryReport
 ) -> None:
+    """Stale `sending` rows never reached the SMTP server (requeued); stale `transmitting` ones may
+    have (reported as `interrupted`, never resent)."""
     cutoff = now - timedelta(seconds=policy.interrupted_after_s)
     with engine.begin() as conn:
         stale = conn.execute(
-            sa.select(digest_deliveries.c.id, digest_deliveries.c.idempotency_key)
-            .where(digest_deliveries.c.status == "sending")
+            sa.select(digest_deliveries.c.id, digest_deliveries.c.idempotency_key, digest_deliveries.c.status)
+            .where(digest_deliveries.c.status.in_(("sending", "transmitting")))
             .where(digest_deliveries.c.claimed_at < cutoff)
         ).all()
         for row in stale:
+            if row.status == "sending":
+                conn.execute(
+                    digest_deliveries.update()
+                    .where(digest_deliveries.c.id == row.id, digest_deliveries.c.status == "sending")
+                    .values(status="pending", next_attempt_at=now)
+                )
+                continue
             conn.execute(
                 digest_deliveries.update()
-                .where(digest_deliveries.c.id == row.id, digest_deliveries.c.status == "sending")
+                .where(digest_deliveries.c.id == row.id, digest_deliveries.c.status == "transmitting")
                 .values(
                     status="interrupted",
                     last_error="the sender stopped between sending and recording; not resent to avoid a "
@@ -191,7 +200,9 @@ def _send_one(
         mail = personalise(
             load_archived_email(Path(row.message_path)), row.recipient, key, email.config.sender
         )
-        email.send_mail(mail, [row.recipient])
+        email.send_mail(
+            mail, [row.recipient], before_transmit=lambda: _mark(engine, row.id, status="transmitting")
+        )
     except PermanentDeliveryError as exc:
         log.warning("digest delivery %s bounced: %s", key, exc)
         _mark(engine, row.id, status="bounced", last_error=str(exc))

@@ -187,7 +187,25 @@ def test_without_email_channel_digests_wait(queued: Path, db: sa.Engine) -> None
 def test_crash_between_send_and_mark_is_not_resent(
     queued: Path, db: sa.Engine, smtp_server: SmtpInbox
 ) -> None:
-    # A sender claimed a row and died before recording the outcome.
+    # A sender started transmitting a row and died before recording the outcome.
+    with db.begin() as conn:
+        row_id = conn.execute(sa.select(sa.func.min(digest_deliveries.c.id))).scalar()
+        conn.execute(
+            digest_deliveries.update()
+            .where(digest_deliveries.c.id == row_id)
+            .values(status="transmitting", claimed_at=NOW, attempts=1)
+        )
+    report = deliver_digests(db, _smtp(smtp_server), now=NOW + timedelta(minutes=20))
+    assert len(report.sent) == 2 and len(report.interrupted) == 1
+    statuses = sorted(r["status"] for r in digest_delivery_rows(db))
+    assert statuses == ["interrupted", "sent", "sent"]
+    assert len(smtp_server.messages) == 2
+
+
+def test_crash_after_claim_before_transmitting_is_resent(
+    queued: Path, db: sa.Engine, smtp_server: SmtpInbox
+) -> None:
+    # A sender claimed a row and died while connecting: nothing left, so the row is sent later.
     with db.begin() as conn:
         row_id = conn.execute(sa.select(sa.func.min(digest_deliveries.c.id))).scalar()
         conn.execute(
@@ -195,8 +213,9 @@ def test_crash_between_send_and_mark_is_not_resent(
             .where(digest_deliveries.c.id == row_id)
             .values(status="sending", claimed_at=NOW, attempts=1)
         )
-    report = deliver_digests(db, _smtp(smtp_server), now=NOW + timedelta(minutes=20))
-    assert len(report.sent) == 2 and len(report.interrupted) == 1
-    statuses = sorted(r["status"] for r in digest_delivery_rows(db))
-    assert statuses == ["interrupted", "sent", "sent"]
-    assert len(smtp_server.messages) == 2
+    first = deliver_digests(db, _smtp(smtp_server), now=NOW + timedelta(minutes=20))
+    assert len(first.sent) == 3 and first.interrupted == []
+    second = deliver_digests(db, _smtp(smtp_server), now=NOW + timedelta(minutes=21))
+    assert second.sent == []
+    assert sorted(r["status"] for r in digest_delivery_rows(db)) == ["sent", "sent", "sent"]
+    assert len(smtp_server.messages) == 3
