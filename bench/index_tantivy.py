@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import resource
 import statistics
@@ -88,6 +89,12 @@ def documents(count: int, seed: int = 7) -> Iterator[Document]:
         )
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process, all threads (tantivy's indexing threads included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -106,23 +113,26 @@ def main() -> None:
     backend = TantivyIndex(folder, writer_heap_bytes=256_000_000)
     batch: list[Document] = []
     started = time.perf_counter()
-    build_seconds = 0.0
+    build_seconds = build_cpu = 0.0
     indexed = 0
     for doc in documents(args.docs):
         batch.append(doc)
         if len(batch) == args.batch:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             indexed += backend.upsert(batch)
             build_seconds += time.perf_counter() - t0
+            build_cpu += cpu_seconds() - c0
             batch = []
     if batch:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         indexed += backend.upsert(batch)
         build_seconds += time.perf_counter() - t0
+        build_cpu += cpu_seconds() - c0
     total_seconds = time.perf_counter() - started
     print(
         f"indexed {indexed} docs: {indexed / build_seconds:,.0f} docs/s in upsert "
-        f"({indexed / total_seconds:,.0f} docs/s including document generation)"
+        f"({indexed / total_seconds:,.0f} docs/s including document generation); CPU {build_cpu:.1f} s "
+        f"in upsert = {indexed / build_cpu:,.0f} docs per CPU-second (load average {os.getloadavg()[0]:.2f})"
     )
     size = disk_bytes(folder)
     print(f"disk: {size / 1e6:,.1f} MB ({size / indexed * 1e6 / 1e9:,.2f} GB per 1M docs)")
