@@ -21,7 +21,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.utils import murmurhash3_32
 
 from nlp.normalize import remove_diacritics
-from nlp.textmodel import LinearTextModel, preprocess
+from nlp.textmodel import LinearTextModel, RoutedTextModel, preprocess
 
 _INT32_MIN = -(2**31)
 #: Stripped from words that name character n-grams ("chó," → "chó").
@@ -106,6 +106,8 @@ def _columns(model: LinearTextModel, text: str) -> dict[int, tuple[str, dict[str
 def feature_names(model: LinearTextModel, text: str) -> dict[int, tuple[str, str]]:
     """Column → (n-grams of ``text`` hashed there, joined by `` | ``; kind). Character n-grams are named
     by the words they come from."""
+    if isinstance(model, RoutedTextModel):
+        model = model.expert_for(text)
     return {col: (" | ".join(sorted(grams)), kind) for col, (kind, grams) in _columns(model, text).items()}
 
 
@@ -116,6 +118,8 @@ def explain(model: LinearTextModel, text: str, label: str | None = None, k: int 
     n-grams are credited to the word they come from (a column shared by several words is split in
     proportion), so "ngu" appears once with the sum of its character n-grams.
     """
+    if isinstance(model, RoutedTextModel):  # several experts: explain the one that answers this text
+        model = model.expert_for(text)
     if label is not None and label not in model.labels:
         raise ValueError(f"{label!r} is not a label of the {model.task} model; use one of {model.labels}")
     x = model.features.transform([text]).tocsr()

@@ -198,3 +198,62 @@ class LinearTextModel:
             contributions.append((gram, float(row[idx])))
         contributions.sort(key=lambda kv: kv[1], reverse=True)
         return [kv for kv in contributions[:k] if kv[1] > 0]
+
+
+#: Score given to a label an expert cannot predict (its probability becomes 0 after the softmax).
+_MISSING_SCORE = -1e4
+
+
+@dataclass
+class RoutedTextModel(LinearTextModel):
+    """Several ``LinearTextModel`` experts behind one task; each text is answered by one of them.
+
+    The expert is chosen by ``router`` (a small linear model whose labels are expert names, e.g. a
+    domain classifier "comments vs student feedback") or, without a router, by length: texts shorter
+    than ``length_threshold`` characters go to the ``"short"`` expert, the others to ``"long"``
+    (headlines vs full articles). ``labels`` is the union of the experts' labels; a label an expert
+    does not know gets probability 0 from it. The inherited ``features``/``coef`` are unused
+    (``coef`` has zero columns).
+    """
+
+    experts: dict[str, LinearTextModel] = field(default_factory=dict)
+    router: LinearTextModel | None = None
+    length_threshold: int | None = None
+
+    def route(self, texts: list[str]) -> list[str]:
+        """The expert name for each text."""
+        if self.router is not None:
+            return self.router.predict(texts)
+        if self.length_threshold is None:
+            raise ValueError("a RoutedTextModel needs a router or a length_threshold")
+        return ["short" if len(t) < self.length_threshold else "long" for t in texts]
+
+    def _per_expert(self, texts: list[str], proba: bool) -> np.ndarray:
+        fill = 0.0 if proba else _MISSING_SCORE
+        out = np.full((len(texts), len(self.labels)), fill, dtype=np.float64)
+        names = self.route(texts)
+        for name, expert in self.experts.items():
+            rows = [i for i, n in enumerate(names) if n == name]
+            if not rows:
+                continue
+            subset = [texts[i] for i in rows]
+            values = expert.predict_proba(subset) if proba else expert.decision_function(subset)
+            cols = [self.labels.index(lab) for lab in expert.labels]
+            out[np.ix_(rows, cols)] = values
+        return out
+
+    def decision_function(self, texts: list[str]) -> np.ndarray:
+        return self._per_expert(texts, proba=False)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        # Each expert applies its own temperature; the routed model adds none.
+        return self._per_expert(texts, proba=True)
+
+    def expert_for(self, text: str) -> LinearTextModel:
+        return self.experts[self.route([text])[0]]
+
+    def top_features(self, text: str, label: str, k: int = 10) -> list[tuple[str, float]]:
+        expert = self.expert_for(text)
+        if label not in expert.labels:
+            return []
+        return expert.top_features(text, label, k)

@@ -34,7 +34,14 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.svm import LinearSVC
 
 from nlp.normalize import normalize_tone_marks
-from nlp.textmodel import FeatureConfig, HashedTfidf, LinearTextModel, fit_temperature, tune_biases
+from nlp.textmodel import (
+    FeatureConfig,
+    HashedTfidf,
+    LinearTextModel,
+    RoutedTextModel,
+    fit_temperature,
+    tune_biases,
+)
 from schema.labels import SENTIMENTS, TOPICS, TOXICITY_LABELS
 
 TASKS: dict[str, list[str]] = {
@@ -148,6 +155,23 @@ class TrainConfig:
     max_rows_per_source: int | None = None
     use_seed_rules: bool = True
     seed: int = 13
+    #: Keep only the k hashed columns with the highest chi² score against the labels (weights of the
+    #: others are 0, which the compressed model file stores almost for free). ``None``: keep all.
+    select_features: int | None = None
+    #: > 1: fit the temperature (and biases) on out-of-fold scores of this many folds, then train the
+    #: weights on all rows (no calibration slice is held out; ``calibration_fraction`` is unused).
+    calibration_folds: int = 0
+    #: One model per domain behind the task: ``None`` (one model), ``"dataset"`` (one expert per
+    #: training dataset, chosen by a small domain classifier trained on the same rows) or ``"length"``
+    #: (a ``short`` and a ``long`` expert, chosen by text length; see ``route_length``).
+    route: str | None = None
+    #: ``route="length"``: texts shorter than this many characters go to the short expert. The long
+    #: expert trains on the datasets whose median row is at least this long, plus the rows of labels
+    #: those datasets lack; the short expert trains on every row cut to ``short_max_chars``.
+    route_length: int = 600
+    short_max_chars: int = 600
+    #: ``route="dataset"``: hashed features of the domain classifier (syllable 1–2-grams).
+    router_features: int = 2**16
 
     def features(self) -> FeatureConfig:
         return FeatureConfig(
@@ -160,6 +184,10 @@ class TrainConfig:
             unaccented_words=self.unaccented_words,
         )
 
+    def __post_init__(self) -> None:
+        if self.route not in ROUTES:
+            raise ValueError(f"route must be one of {list(ROUTES)}, not {self.route!r}")
+
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
@@ -170,17 +198,23 @@ class TrainConfig:
         return cls(**clean)
 
 
+ROUTES = (None, "dataset", "length")
+
+
 #: Per-task defaults chosen by dev macro-F1 (see nlp/models/<task>/metrics.json).
 DEFAULT_CONFIGS: dict[str, TrainConfig] = {
     "topic": TrainConfig(char_ngrams=None, word_features=2**19, c=0.5, max_chars=3000),
     "sentiment": TrainConfig(
         social=True,
+        word_ngrams=(1, 3),
         char_ngrams=(1, 5),
         char_features=2**18,
         unaccented_words=True,
-        c=0.3,
+        c=0.5,
         class_weight="balanced",
         max_chars=1500,
+        route="dataset",
+        calibration_folds=3,
     ),
     "toxicity": TrainConfig(
         social=True,
@@ -377,31 +411,16 @@ def _data_fingerprint(paths: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | None = None) -> TrainedModel:
-    """Fit a model for ``task`` on the given data; a slice is held out to fit the probability temperature."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
-    cfg = config or DEFAULT_CONFIGS[task]
-    paths = _resolve(data_paths, default_datasets_dir())
-    texts: list[str] = []
-    labels: list[str] = []
-    per_source: dict[str, int] = {}
-    for given, p in zip(data_paths, paths, strict=True):
-        t, y = load_examples(task, p, limit=cfg.max_rows_per_source, seed=cfg.seed)
-        texts += t
-        labels += y
-        per_source[str(given)] = len(t)
-    if not texts:
-        raise ValueError(f"no labelled rows found in {paths}")
-    relabelled = 0
-    if task == "topic" and cfg.use_seed_rules:
-        new_labels = apply_seed_rules(texts, labels, load_seed_rules())
-        relabelled = sum(a != b for a, b in zip(labels, new_labels, strict=True))
-        labels = new_labels
-    present = [lab for lab in TASKS[task] if lab in set(labels)]
+def _fit_linear(
+    task: str, texts: Sequence[str], labels: Sequence[str], label_order: Sequence[str], cfg: TrainConfig
+) -> LinearTextModel:
+    """One hashed TF-IDF + LinearSVC model; a slice is held out to fit the temperature (and biases)."""
+    present = [lab for lab in label_order if lab in set(labels)]
     if len(present) < 2:
         raise ValueError(f"need at least two labels to train {task}; found {present}")
     y_idx = np.array([present.index(lab) for lab in labels])
+    if cfg.calibration_folds > 1 and len(texts) >= 50 * cfg.calibration_folds:
+        return _fit_linear_cv(task, texts, y_idx, present, cfg)
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(texts))
     n_cal = int(len(texts) * cfg.calibration_fraction) if len(texts) >= 50 else 0
@@ -409,15 +428,9 @@ def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | Non
 
     features = HashedTfidf(cfg.features())
     x_fit = features.fit_transform([texts[i] for i in fit_idx])
-    clf = LinearSVC(C=cfg.c, class_weight=cfg.class_weight, random_state=cfg.seed)
-    clf.fit(x_fit, y_idx[fit_idx])
-    model = LinearTextModel(
-        task=task,
-        labels=present,
-        features=features,
-        coef=clf.coef_.astype(np.float32),
-        intercept=clf.intercept_.astype(np.float32),
-    )
+    columns = _select_columns(x_fit, y_idx[fit_idx], cfg.select_features)
+    coef, intercept = _fit_svc(x_fit, y_idx[fit_idx], cfg, columns)
+    model = LinearTextModel(task=task, labels=present, features=features, coef=coef, intercept=intercept)
     if n_cal:
         cal_scores = model.decision_function([texts[i] for i in cal_idx])
         if cfg.tune_bias and len(present) > 2:
@@ -426,15 +439,197 @@ def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | Non
             cal_scores = cal_scores + bias
         model.temperature = fit_temperature(cal_scores, y_idx[cal_idx])
     model.info = {
+        "rows": len(texts),
+        "label_counts": {lab: int((y_idx == i).sum()) for i, lab in enumerate(present)},
+        "classifier": "LinearSVC + temperature-scaled softmax",
+    }
+    return model
+
+
+def _fit_svc(
+    x: Any, y: np.ndarray, cfg: TrainConfig, columns: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """LinearSVC weights over all hashed columns (zero outside ``columns``) and intercepts."""
+    clf = LinearSVC(C=cfg.c, class_weight=cfg.class_weight, random_state=cfg.seed)
+    clf.fit(x if columns is None else x[:, columns], y)
+    coef = clf.coef_.astype(np.float32)
+    if columns is not None:
+        full = np.zeros((coef.shape[0], x.shape[1]), dtype=np.float32)
+        full[:, columns] = coef
+        coef = full
+    return coef, clf.intercept_.astype(np.float32)
+
+
+def _select_columns(x: Any, y: np.ndarray, k: int | None) -> np.ndarray | None:
+    """The ``k`` columns with the highest chi² statistic (``None`` when no selection is asked for)."""
+    if k is None or k >= x.shape[1]:
+        return None
+    from sklearn.feature_selection import chi2
+
+    stat, _p = chi2(x, y)
+    stat = np.nan_to_num(stat, nan=0.0)
+    return np.sort(np.argsort(stat)[::-1][:k])
+
+
+def _linear_scores(coef: np.ndarray, intercept: np.ndarray, x: Any) -> np.ndarray:
+    scores = np.asarray(x @ coef.T, dtype=np.float32) + intercept
+    if scores.shape[1] == 1:
+        scores = np.hstack([-scores, scores])
+    return scores
+
+
+def _fit_linear_cv(
+    task: str, texts: Sequence[str], y_idx: np.ndarray, present: list[str], cfg: TrainConfig
+) -> LinearTextModel:
+    """Temperature and biases from out-of-fold scores (k folds), weights from all rows."""
+    from sklearn.model_selection import StratifiedKFold
+
+    features = HashedTfidf(cfg.features())
+    x_all = features.fit_transform(list(texts))
+    columns = _select_columns(x_all, y_idx, cfg.select_features)
+    oof = np.zeros((len(texts), len(present)), dtype=np.float32)
+    folds = StratifiedKFold(n_splits=cfg.calibration_folds, shuffle=True, random_state=cfg.seed)
+    for fit_idx, held_idx in folds.split(np.zeros(len(texts)), y_idx):
+        fold_coef, fold_intercept = _fit_svc(x_all[fit_idx], y_idx[fit_idx], cfg, columns)
+        oof[held_idx] = _linear_scores(fold_coef, fold_intercept, x_all[held_idx])
+    coef, intercept = _fit_svc(x_all, y_idx, cfg, columns)
+    if cfg.tune_bias and len(present) > 2:
+        bias = tune_biases(oof, y_idx)
+        intercept = (intercept + bias).astype(np.float32)
+        oof = oof + bias
+    model = LinearTextModel(
+        task=task,
+        labels=present,
+        features=features,
+        coef=coef,
+        intercept=intercept,
+        temperature=fit_temperature(oof, y_idx),
+    )
+    model.info = {
+        "rows": len(texts),
+        "label_counts": {lab: int((y_idx == i).sum()) for i, lab in enumerate(present)},
+        "classifier": "LinearSVC + temperature-scaled softmax",
+        "calibration": f"{cfg.calibration_folds}-fold out-of-fold scores",
+    }
+    return model
+
+
+def _routed(
+    task: str,
+    texts: list[str],
+    labels: list[str],
+    domains: list[str],
+    cfg: TrainConfig,
+) -> RoutedTextModel:
+    """Experts per domain (``route="dataset"``) or per length (``route="length"``) behind one task."""
+    order = TASKS[task]
+    expert_cfg = dataclasses.replace(cfg, route=None)
+    experts: dict[str, LinearTextModel] = {}
+    router: LinearTextModel | None = None
+    threshold: int | None = None
+    if cfg.route == "dataset":
+        names = sorted(set(domains))
+        if len(names) < 2:
+            raise ValueError(
+                f'route="dataset" needs training data from at least two datasets; got {names}. '
+                "Pass more --data paths or drop `route` from the config"
+            )
+        for name in names:
+            rows = [i for i, d in enumerate(domains) if d == name]
+            experts[name] = _fit_linear(
+                task, [texts[i] for i in rows], [labels[i] for i in rows], order, expert_cfg
+            )
+        router_cfg = dataclasses.replace(
+            expert_cfg,
+            char_ngrams=None,
+            unaccented_words=False,
+            word_features=cfg.router_features,
+            tune_bias=False,
+            class_weight="balanced",
+            c=0.5,
+        )
+        router = _fit_linear("router", texts, domains, names, router_cfg)
+    else:
+        threshold = cfg.route_length
+        medians = {
+            d: float(np.median([len(t) for t, dd in zip(texts, domains, strict=True) if dd == d]))
+            for d in set(domains)
+        }
+        long_domains = {d for d, m in medians.items() if m >= threshold}
+        if not long_domains or len(long_domains) == len(medians):
+            raise ValueError(
+                f'route="length" needs both long and short training datasets (median length vs '
+                f"route_length={threshold}): {medians}"
+            )
+        long_labels = {lab for lab, d in zip(labels, domains, strict=True) if d in long_domains}
+        rows = [i for i, d in enumerate(domains) if d in long_domains or labels[i] not in long_labels]
+        experts["long"] = _fit_linear(
+            task, [texts[i] for i in rows], [labels[i] for i in rows], order, expert_cfg
+        )
+        short_cfg = dataclasses.replace(expert_cfg, max_chars=cfg.short_max_chars)
+        experts["short"] = _fit_linear(task, texts, labels, order, short_cfg)
+    union = [lab for lab in order if any(lab in e.labels for e in experts.values())]
+    first = next(iter(experts.values()))
+    return RoutedTextModel(
+        task=task,
+        labels=union,
+        features=router.features if router else first.features,
+        coef=np.zeros((len(union), 0), dtype=np.float32),
+        intercept=np.zeros(len(union), dtype=np.float32),
+        experts=experts,
+        router=router,
+        length_threshold=threshold,
+    )
+
+
+def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | None = None) -> TrainedModel:
+    """Fit a model for ``task`` on the given data; a slice is held out to fit the probability temperature.
+
+    With ``config.route`` set the result is a ``RoutedTextModel`` (a ``LinearTextModel`` subclass) holding
+    one expert per dataset or per text length.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
+    cfg = config or DEFAULT_CONFIGS[task]
+    paths = _resolve(data_paths, default_datasets_dir())
+    texts: list[str] = []
+    labels: list[str] = []
+    domains: list[str] = []
+    per_source: dict[str, int] = {}
+    for given, p in zip(data_paths, paths, strict=True):
+        t, y = load_examples(task, p, limit=cfg.max_rows_per_source, seed=cfg.seed)
+        texts += t
+        labels += y
+        domains += [Path(p.partition("#")[0]).parent.name] * len(t)
+        per_source[str(given)] = len(t)
+    if not texts:
+        raise ValueError(f"no labelled rows found in {paths}")
+    relabelled = 0
+    if task == "topic" and cfg.use_seed_rules:
+        new_labels = apply_seed_rules(texts, labels, load_seed_rules())
+        relabelled = sum(a != b for a, b in zip(labels, new_labels, strict=True))
+        labels = new_labels
+    model: LinearTextModel
+    if cfg.route is None:
+        model = _fit_linear(task, texts, labels, TASKS[task], cfg)
+    else:
+        model = _routed(task, texts, labels, domains, cfg)
+    label_counts = {lab: labels.count(lab) for lab in model.labels}
+    model.info = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": per_source,
         "data_fingerprint": _data_fingerprint(paths),
         "rows": len(texts),
         "relabelled_by_seed_rules": relabelled,
-        "label_counts": {lab: int((y_idx == i).sum()) for i, lab in enumerate(present)},
+        "label_counts": label_counts,
         "config": asdict(cfg),
         "classifier": "LinearSVC + temperature-scaled softmax",
     }
+    if isinstance(model, RoutedTextModel):
+        model.info["classifier"] = "experts (LinearSVC + temperature-scaled softmax each) chosen by " + (
+            "a domain classifier" if model.router else f"length (< {model.length_threshold} chars: short)"
+        )
+        model.info["experts"] = {name: e.info for name, e in model.experts.items()}
     return model
 
 
@@ -497,12 +692,20 @@ def evaluate(
     )
 
 
+def _compact(model: LinearTextModel) -> LinearTextModel:
+    """A copy with float16 weights (experts and router of a routed model too)."""
+    compact = dataclasses.replace(model, coef=model.coef.astype(np.float16))
+    if isinstance(compact, RoutedTextModel):
+        compact.experts = {name: _compact(e) for name, e in compact.experts.items()}
+        compact.router = _compact(compact.router) if compact.router else None
+    return compact
+
+
 def save_model(model: LinearTextModel, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / MODEL_FILENAME
     # float16 weights: half the size, and predictions differ from float32 by < 1e-3 in probability.
-    compact = dataclasses.replace(model, coef=model.coef.astype(np.float16))
-    joblib.dump(compact, target, compress=3)
+    joblib.dump(_compact(model), target, compress=3)
     return target
 
 
@@ -513,10 +716,19 @@ def load_model(path: Path) -> LinearTextModel:
     return model
 
 
+def _weights_nbytes(model: LinearTextModel) -> int:
+    """In-memory float32 size of the weights (all experts and the router of a routed model)."""
+    own = sum(np.asarray(a, dtype=np.float32).nbytes for a in (model.coef, model.intercept))
+    if isinstance(model, RoutedTextModel):
+        parts = [*model.experts.values(), *([model.router] if model.router else [])]
+        own += sum(_weights_nbytes(m) for m in parts)
+    return own
+
+
 def model_card(model: LinearTextModel, results: dict[str, dict[str, Any]]) -> str:
     """Markdown card: what the model is, what it was trained on (and their licences), how it scores."""
     info = model.info
-    size_mb = sum(np.asarray(a).nbytes for a in (model.coef, model.intercept)) / 1e6
+    size_mb = _weights_nbytes(model) / 1e6
     lines = [
         f"# {model.task} model (shipped default)",
         "",
@@ -526,13 +738,40 @@ def model_card(model: LinearTextModel, results: dict[str, dict[str, Any]]) -> st
         f"- Trained: {info.get('trained_at')} in {info.get('train_seconds', '?')} s"
         f" on {info.get('rows')} rows;"
         f" weights {size_mb:.1f} MB in memory (stored as float16); probability temperature"
-        f" {model.temperature:.3f}.",
+        + (" per expert (below)." if isinstance(model, RoutedTextModel) else f" {model.temperature:.3f}."),
         f"- Config: `{json.dumps(info.get('config'), ensure_ascii=False)}`",
         f"- Label counts: `{json.dumps(info.get('label_counts'), ensure_ascii=False)}`",
         "- Retrain: `python -m nlp.train --task "
         + model.task
         + " --out DIR` (data read from ../shared/datasets).",
         "",
+    ]
+    if isinstance(model, RoutedTextModel):
+        lines += ["## Experts", ""]
+        if model.router is not None:
+            lines.append(
+                f"A domain classifier (hashed syllable 1–2-grams, labels {', '.join(model.router.labels)})"
+                " trained on the same rows sends each text to the expert of the dataset it resembles."
+            )
+        else:
+            lines.append(
+                f"Texts (title + body) shorter than {model.length_threshold} characters go to `short`, the"
+                " others to `long`. `long` trains on the long-text datasets plus the rows of labels they"
+                " lack; `short` trains on every row cut to its first characters."
+            )
+        lines.append("")
+        for name, expert in model.experts.items():
+            fc = expert.features.config
+            lines.append(
+                f"- `{name}`: {expert.info.get('rows')} rows, labels {', '.join(expert.labels)};"
+                f" syllable {fc.word_ngrams[0]}–{fc.word_ngrams[1]}-grams"
+                + (f" + char {fc.char_ngrams[0]}–{fc.char_ngrams[1]}-grams" if fc.char_ngrams else "")
+                + (" + unaccented syllables" if fc.unaccented_words else "")
+                + f", first {fc.max_chars} chars; temperature {expert.temperature:.3f};"
+                f" label counts `{json.dumps(expert.info.get('label_counts'), ensure_ascii=False)}`"
+            )
+        lines.append("")
+    lines += [
         "## Training data and licences",
         "",
         "The datasets are NOT in the repository; only these derived weights are. Most are research-only.",
