@@ -37,6 +37,7 @@ def open_backend(settings: Settings, kind: str | None = None) -> SearchBackend:
                 shards=config.elasticsearch_shards,
                 replicas=config.elasticsearch_replicas,
                 request_timeout=config.elasticsearch_timeout_s,
+                segmenter=segmented_text,
             )
         except (ApiError, TransportError) as exc:
             raise BackendUnavailable(
@@ -45,6 +46,17 @@ def open_backend(settings: Settings, kind: str | None = None) -> SearchBackend:
                 "index.elasticsearch_url (DULUAN_INDEX__ELASTICSEARCH_URL) points at it."
             ) from exc
     raise BackendUnavailable(f"unknown index backend {kind!r}; use tantivy or elasticsearch")
+
+
+def segmented_text(text: str) -> str:
+    """`text` with the syllables of each word joined by "_" (underthesea's word boundaries, via `nlp`).
+
+    The Elasticsearch backend indexes it beside the text ("học_sinh", "Bình_Phước"); `index` cannot
+    import `nlp` itself, so the composition root hands it this function.
+    """
+    from nlp.pipeline import segment
+
+    return " ".join(text[start:end].replace(" ", "_") for start, end in segment(text))
 
 
 def _without_password(url: str) -> str:

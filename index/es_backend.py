@@ -7,6 +7,13 @@ old or big enough (no ILM needed, so it also runs on the OSS/OpenSearch distribu
 through the alias (all indices); upserts go to the write index, except documents already stored in
 an older index, which are replaced where they are so an id never exists twice.
 
+Word segmentation: with a `segmenter` (the composition root injects underthesea's, from `nlp`;
+`index` does not import `nlp`) titles and texts are also indexed segmented, syllables of a word
+joined by `_` ("Bình_Phước", "học_sinh"), in `title_seg`/`text_seg`. A quoted phrase that forms a
+word adds an optional `match_phrase` on them: documents where the phrase is that word rank above
+those where its syllables only touch across a word boundary ("đi học sinh_hoạt"). It changes
+ranking only, never which documents match, counts or facets.
+
 Only query DSL shared by Elasticsearch 7.10+, 8.x, 9.x and OpenSearch is used: no combined_fields,
 runtime fields, PIT or kNN. Writes use bulk with exponential backoff on 429 (queue full) and an
 explicit refresh policy (`refresh=True` by default, so an `upsert` is searchable when it returns).
@@ -17,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import html
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -35,8 +42,16 @@ from index.backend import (
     SortOrder,
     StoryHit,
 )
-from index.es_query import MAPPINGS, SETTINGS, EsQuery, folded_tokens, search_body, split_wide_bools
-from index.query import VIETNAM_TZ, Near, Node, Term, keyword_key, parse, positive_leaves
+from index.es_query import (
+    MAPPINGS,
+    SETTINGS,
+    TITLE_BOOST,
+    EsQuery,
+    folded_tokens,
+    search_body,
+    split_wide_bools,
+)
+from index.query import VIETNAM_TZ, Near, Node, Phrase, Term, keyword_key, parse, positive_leaves
 from index.tantivy_backend import (
     MAX_KEYWORD_CHARS,
     MAX_RESULT_WINDOW,
@@ -58,14 +73,26 @@ SCAN_PAGE_SIZE = 1_000
 MAX_HISTOGRAM_BUCKETS = 65_000
 BULK_CHUNK_DOCS = 500
 Refresh = bool | Literal["wait_for"]
+#: Text → the same text with the syllables of each word joined by "_" ("học sinh" → "học_sinh").
+Segmenter = Callable[[str], str]
+#: The segmented fields: `standard` keeps "bình_phước" one token (Unicode word rules join on "_"),
+#: lowercases and keeps diacritics; a built-in analyzer, so older indices take the fields as they are.
+SEG_FIELDS: dict[str, Any] = {
+    name: {"type": "text", "analyzer": "standard"} for name in ("title_seg", "text_seg")
+}
+#: Weight of a phrase matching as a word, on top of the phrase's own score.
+SEG_BOOST = 2.0
 
 
 class ElasticsearchIndexError(RuntimeError):
     """Elasticsearch refused documents or a request; the message names the index and the reason."""
 
 
-def es_document(doc: Document) -> dict[str, Any]:
-    """The indexed form of a `Document`: the fields of `es_query.MAPPINGS`, same values as tantivy."""
+def es_document(doc: Document, segmenter: Segmenter | None = None) -> dict[str, Any]:
+    """The indexed form of a `Document`: the fields of `es_query.MAPPINGS`, same values as tantivy.
+
+    With a `segmenter`, also the word-segmented title and text (`SEG_FIELDS`).
+    """
 
     def nfc(value: str) -> str:
         return unicodedata.normalize("NFC", value)
@@ -105,6 +132,9 @@ def es_document(doc: Document) -> dict[str, Any]:
     if host:
         body["site"] = host
         body["site_match"] = site_suffixes(host)
+    if segmenter is not None:
+        body["title_seg"] = segmenter(body["title"])
+        body["text_seg"] = segmenter(body["text"])
     return body
 
 
@@ -168,6 +198,7 @@ class ElasticsearchIndex:
         rollover_max_age: str = "30d",
         rollover_max_docs: int = 5_000_000,
         request_timeout: float = 60.0,
+        segmenter: Segmenter | None = None,
     ) -> None:
         self._owns_client = isinstance(client_or_url, str)  # a client handed in is the caller's to close
         if isinstance(client_or_url, str):
@@ -177,6 +208,7 @@ class ElasticsearchIndex:
             request_timeout=request_timeout, retry_on_status=(429, 502, 504), max_retries=3
         )
         self.alias = index_name
+        self.segmenter = segmenter
         self.refresh_policy: Refresh = refresh
         self.rollover_conditions = {"max_age": rollover_max_age, "max_docs": rollover_max_docs}
         self._settings = {**SETTINGS, "number_of_shards": shards, "number_of_replicas": replicas}
@@ -194,7 +226,7 @@ class ElasticsearchIndex:
         self.client.indices.put_index_template(
             name=self.template_name,
             index_patterns=[f"{self.alias}-*"],
-            template={"settings": self._settings, "mappings": MAPPINGS},
+            template={"settings": self._settings, "mappings": self.mappings},
             priority=200,
         )
         if not self.client.indices.exists_alias(name=self.alias):
@@ -206,7 +238,14 @@ class ElasticsearchIndex:
                 if "resource_already_exists_exception" not in str(exc):
                     raise
         self.client.cluster.health(index=self.alias, wait_for_status="yellow", timeout="30s")
+        # indices made before the segmented fields existed take them (adding fields is allowed)
+        self.client.indices.put_mapping(index=self.alias, properties=SEG_FIELDS)
         self._backing_indices = None
+
+    @property
+    def mappings(self) -> dict[str, Any]:
+        """`es_query.MAPPINGS` plus the segmented fields."""
+        return {**MAPPINGS, "properties": {**MAPPINGS["properties"], **SEG_FIELDS}}
 
     def backing_indices(self) -> list[str]:
         """The concrete indices behind the alias, oldest first."""
@@ -293,7 +332,7 @@ class ElasticsearchIndex:
                 "_op_type": "index",
                 "_index": where.get(doc_id, self.alias),
                 "_id": doc_id,
-                "_source": es_document(doc),
+                "_source": es_document(doc, self.segmenter),
             }
             for doc_id, doc in batch.items()
         ]
@@ -327,6 +366,26 @@ class ElasticsearchIndex:
     def _query(self, query: str | Node, filters: SearchFilters | None) -> tuple[Node, EsQuery]:
         node = parse(query) if isinstance(query, str) else query
         return node, search_body(node, filters)
+
+    def _ranking(self, node: Node, compiled: EsQuery) -> EsQuery:
+        """`compiled` plus optional clauses on the segmented fields for quoted phrases that form words.
+
+        `should` beside a `must` only adds score: the matching documents stay the same.
+        """
+        if self.segmenter is None:
+            return compiled
+        should: list[EsQuery] = []
+        for leaf in positive_leaves(node):
+            if not isinstance(leaf, Phrase) or leaf.scope == "author":
+                continue
+            segmented = self.segmenter(unicodedata.normalize("NFC", leaf.text))
+            if "_" not in segmented:  # no multi-syllable word in the phrase: nothing to prefer
+                continue
+            scopes = ["title", "text"] if leaf.scope == "all" else [leaf.scope]
+            for scope in scopes:
+                boost = SEG_BOOST * (TITLE_BOOST if scope == "title" and leaf.scope == "all" else 1.0)
+                should.append({"match_phrase": {f"{scope}_seg": {"query": segmented, "boost": boost}}})
+        return {"bool": {"must": [compiled], "should": should}} if should else compiled
 
     def get(self, doc_id: str) -> Document | None:
         response = self.client.search(index=self.alias, query={"ids": {"values": [doc_id]}}, size=1)
@@ -388,7 +447,7 @@ class ElasticsearchIndex:
             )
         node, compiled = self._query(query, filters)
         body: dict[str, Any] = {
-            "query": compiled,
+            "query": self._ranking(node, compiled) if sort == "relevance" else compiled,
             "size": limit,
             "from": offset,
             "track_total_hits": True,
@@ -421,7 +480,7 @@ class ElasticsearchIndex:
         window = min(max(limit * 10, STORY_WINDOW), MAX_RESULT_WINDOW)
         ranked = self.client.search(
             index=self.alias,
-            query=compiled,
+            query=self._ranking(node, compiled) if sort == "relevance" else compiled,
             size=window,
             sort=self._sort(sort),
             source={"includes": ["cluster_id"]},
