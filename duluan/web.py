@@ -74,6 +74,7 @@ from duluan.export_jobs import MEDIA_TYPES, ExportJob, ExportJobError, ExportJob
 from duluan.i18n import N_
 from duluan.settings import Settings
 from duluan.web_helpers import (
+    MODEL_TASKS,
     ResultCache,
     digest_path,
     digest_pdf_path,
@@ -1005,6 +1006,59 @@ def create_app(settings: Settings) -> FastAPI:
         """The NLP model in use per task with its evaluation (accuracy, macro-F1, confusion matrix)."""
         return model_summaries(settings.models_dir)
 
+    @app.get("/api/v1/models/versions", tags=["models"])
+    def api_model_versions(
+        _user: Annotated[User, Depends(require("models"))],
+        task: Literal["topic", "sentiment", "toxicity"] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Registered model versions (newest first) with their metrics, data hash, who/when and status."""
+        from nlp.registry import list_versions
+
+        return [v.to_json() for v in list_versions(st.engine, task)]
+
+    @app.post("/api/v1/models/versions/{version_id}/promote", tags=["models"])
+    def api_model_promote(
+        version_id: str, user: Annotated[User, Depends(require("models"))]
+    ) -> dict[str, Any]:
+        """Put a registered version in service for its task (atomic switch; the previous one stays
+        available for `rollback`). Crawls started afterwards use it."""
+        return _promote(user, version_id).to_json()
+
+    @app.post("/api/v1/models/{task}/rollback", tags=["models"])
+    def api_model_rollback(
+        task: Literal["topic", "sentiment", "toxicity"], user: Annotated[User, Depends(require("models"))]
+    ) -> dict[str, Any]:
+        """Put back the version that was in service before the current one."""
+        from nlp.registry import RegistryError, rollback
+
+        try:
+            version = rollback(st.engine, settings.models_dir, task, user.username)
+        except RegistryError as exc:
+            raise HTTPException(409, str(exc)) from None
+        st.audit(user, "rollback", "model", version.id, task=task)
+        return version.to_json()
+
+    def _promote(user: User, version_id: str) -> Any:
+        from nlp.registry import RegistryError, UnknownVersionError, promote
+
+        try:
+            version = promote(st.engine, settings.models_dir, version_id, user.username)
+        except UnknownVersionError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except RegistryError as exc:
+            raise HTTPException(409, str(exc)) from None
+        st.audit(user, "promote", "model", version.id, task=version.task)
+        return version
+
+    @app.post("/models/versions/{version_id}/promote", include_in_schema=False)
+    def model_promote_form(
+        version_id: str, user: Annotated[User, Depends(require("models"))]
+    ) -> RedirectResponse:
+        version = _promote(user, version_id)
+        return RedirectResponse(
+            f"/models?promoted={_quote(version.id)}#model-{version.task}", status_code=303
+        )
+
     @app.get("/api/v1/labels", tags=["documents"])
     def api_labels(
         _user: Annotated[User, Depends(require("label"))],
@@ -1498,7 +1552,22 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/models", response_class=HTMLResponse, include_in_schema=False)
     def models_page(request: Request, _user: Annotated[User, Depends(require("models"))]) -> HTMLResponse:
-        return page(request, "models.html", models=model_summaries(settings.models_dir))
+        from nlp.registry import list_versions, reconcile_status
+
+        versions: dict[str, list[Any]] = {}
+        for version in list_versions(st.engine):
+            versions.setdefault(version.task, []).append(version)
+        warnings = [
+            w for task in MODEL_TASKS if (w := reconcile_status(st.engine, settings.models_dir, task))
+        ]
+        return page(
+            request,
+            "models.html",
+            models=model_summaries(settings.models_dir),
+            versions=versions,
+            registry_warnings=warnings,
+            promoted=request.query_params.get("promoted"),
+        )
 
     @app.get("/labels/queue", response_class=HTMLResponse, include_in_schema=False)
     def label_queue_page(
