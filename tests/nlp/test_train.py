@@ -85,3 +85,80 @@ def test_cli_writes_model_metrics_and_card(datasets, tmp_path: Path) -> None:
     card = (out / "model_card.md").read_text(encoding="utf-8")
     assert "VLSP user agreement" in card and "macro-F1" in card
     assert (out / "model.joblib").is_file()
+
+
+def test_dataset_routing_trains_one_expert_per_domain(datasets, tmp_path: Path) -> None:
+    from nlp.explain import explain
+    from nlp.textmodel import RoutedTextModel
+
+    config = TrainConfig(
+        social=True,
+        max_rows_per_source=700,
+        max_chars=400,
+        word_features=2**15,
+        char_features=2**15,
+        class_weight="balanced",
+        route="dataset",
+        router_features=2**14,
+        calibration_folds=3,
+    )
+    data = [datasets / "vlsp2016_sa" / "train.jsonl.gz#train", datasets / "uit_vsfc" / "train.jsonl.gz"]
+    model = train("sentiment", data, config)
+    assert isinstance(model, RoutedTextModel)
+    assert set(model.experts) == {"vlsp2016_sa", "uit_vsfc"}
+    assert model.labels == ["negative", "neutral", "positive"]
+    assert model.info["experts"]["uit_vsfc"]["rows"] == 700
+    # The domain classifier sends held-out texts of each dataset to that dataset's expert.
+    vsfc_dev, _ = load_examples("sentiment", datasets / "uit_vsfc" / "dev.jsonl.gz", limit=200)
+    vlsp_dev, _ = load_examples("sentiment", f"{datasets / 'vlsp2016_sa' / 'train.jsonl.gz'}#dev", limit=200)
+    assert model.route(vsfc_dev).count("uit_vsfc") > 180
+    assert model.route(vlsp_dev).count("vlsp2016_sa") > 160
+    # Each row's probabilities come from its expert and sum to 1.
+    probs = model.predict_proba(vsfc_dev[:5] + vlsp_dev[:5])
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    expert = model.experts["uit_vsfc"]
+    assert np.allclose(probs[:5], expert.predict_proba(vsfc_dev[:5]), atol=1e-6)
+    assert evaluate(model, datasets / "uit_vsfc" / "dev.jsonl.gz", limit=400).macro_f1 > 0.5
+
+    again = load_model(save_model(model, tmp_path / "sentiment"))
+    assert isinstance(again, RoutedTextModel)
+    assert np.allclose(again.predict_proba(vsfc_dev[:20]), model.predict_proba(vsfc_dev[:20]), atol=1e-3)
+    why = explain(again, "giảng viên nhiệt tình, dạy dễ hiểu", label="positive")
+    assert why.label == "positive" and why.supporting
+
+
+def test_length_routing_and_feature_selection(datasets) -> None:
+    from nlp.textmodel import RoutedTextModel
+
+    config = TrainConfig(
+        char_ngrams=None,
+        max_rows_per_source=900,
+        max_chars=1500,
+        word_features=2**16,
+        route="length",
+        route_length=600,
+        short_max_chars=300,
+        select_features=5000,
+    )
+    data = [datasets / "vntc" / "train.jsonl.gz", f"{datasets / 'tc201805_baomoi' / 'corpus.jsonl.gz'}#train"]
+    model = train("topic", data, config)
+    assert isinstance(model, RoutedTextModel)
+    assert set(model.experts) == {"short", "long"}
+    long_expert, short_expert = model.experts["long"], model.experts["short"]
+    # The long expert sees every VNTC article plus baomoi rows of labels VNTC lacks (e.g. giao-duc).
+    assert "giao-duc" in long_expert.labels and "giao-duc" in short_expert.labels
+    assert long_expert.info["rows"] < model.info["rows"] == short_expert.info["rows"]
+    assert short_expert.features.config.max_chars == 300
+    for expert in (long_expert, short_expert):
+        assert int((np.abs(expert.coef).sum(axis=0) > 0).sum()) <= 5000
+    assert model.route(["Giá xăng tăng mạnh", "x" * 700]) == ["short", "long"]
+    scores = model.decision_function(["Đội tuyển Việt Nam thắng Thái Lan 2-0 ở chung kết"])
+    assert scores.shape == (1, len(model.labels))
+    assert model.predict(["Đội tuyển Việt Nam thắng Thái Lan 2-0 ở chung kết AFF Cup"]) == ["the-thao"]
+
+
+def test_unknown_route_is_a_clear_error() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="route must be one of"):
+        TrainConfig(route="by-mood")
