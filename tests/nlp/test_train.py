@@ -101,13 +101,21 @@ def test_dataset_routing_trains_one_expert_per_domain(datasets, tmp_path: Path) 
         route="dataset",
         router_features=2**14,
         calibration_folds=3,
+        expert_of={"aivivn2019_sa": "vlsp2016_sa"},
+        dataset_weights={"aivivn2019_sa": 0.3},
     )
-    data = [datasets / "vlsp2016_sa" / "train.jsonl.gz#train", datasets / "uit_vsfc" / "train.jsonl.gz"]
+    data = [
+        datasets / "vlsp2016_sa" / "train.jsonl.gz#train",
+        datasets / "uit_vsfc" / "train.jsonl.gz",
+        datasets / "aivivn2019_sa" / "train.jsonl.gz",
+    ]
     model = train("sentiment", data, config)
     assert isinstance(model, RoutedTextModel)
+    # aivivn is pooled into the VLSP expert (expert_of), so there are two experts, not three.
     assert set(model.experts) == {"vlsp2016_sa", "uit_vsfc"}
     assert model.labels == ["negative", "neutral", "positive"]
     assert model.info["experts"]["uit_vsfc"]["rows"] == 700
+    assert model.info["experts"]["vlsp2016_sa"]["rows"] == 1400
     # The domain classifier sends held-out texts of each dataset to that dataset's expert.
     vsfc_dev, _ = load_examples("sentiment", datasets / "uit_vsfc" / "dev.jsonl.gz", limit=200)
     vlsp_dev, _ = load_examples("sentiment", f"{datasets / 'vlsp2016_sa' / 'train.jsonl.gz'}#dev", limit=200)
@@ -162,3 +170,13 @@ def test_unknown_route_is_a_clear_error() -> None:
 
     with pytest.raises(ValueError, match="route must be one of"):
         TrainConfig(route="by-mood")
+
+
+def test_dataset_weights_must_name_training_datasets(datasets) -> None:
+    import pytest
+
+    config = TrainConfig(
+        max_rows_per_source=200, word_features=2**12, char_ngrams=None, dataset_weights={"vlsp": 0.5}
+    )
+    with pytest.raises(ValueError, match="not among the training datasets"):
+        train("toxicity", [datasets / "vihsd" / "train.jsonl.gz"], config)
