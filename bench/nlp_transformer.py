@@ -43,9 +43,9 @@ def _run(
     else:
         from nlp.transformer_model import load_transformer_classifier
 
-        model = load_transformer_classifier(
-            Path(model_dir or ""), Path(base) if base else None, threads=threads
-        )
+        base_dir = Path(base) if base else None
+        int8 = kind == "strong-int8"
+        model = load_transformer_classifier(Path(model_dir or ""), base_dir, threads=threads, int8=int8)
     load_s = time.perf_counter() - started
     rows = []
     for data in DEFAULT_DEV_DATA[task]:
