@@ -86,6 +86,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         ),
         Benchmark("nlp_entities", baseline="the peer NER models of the script"),
         Benchmark(
+            "nlp_eval",
+            full=("--no-append",),  # the harness appends its own section
+            quick=("--no-append",),
+            baseline="the accuracy targets of issue 4 on every dev set",
+        ),
+        Benchmark(
             "nlp_transformer",
             quick=None,
             needs="trained models: run `python bench/nlp_transformer.py --models DIR` by hand",
@@ -106,6 +112,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             baseline="SQLite FTS5 and Elasticsearch on the same corpus and queries",
         ),
         Benchmark(
+            "index_fts5",
+            full=("--docs", "100000"),
+            quick=("--docs", "3000", "--batch", "3000", "--repeat", "1"),
+            baseline="none alone (it is the peer of index_compare)",
+        ),
+        Benchmark(
             "index_tantivy",
             full=("--docs", "100000", "--batch", "20000"),
             quick=("--docs", "3000", "--batch", "3000", "--repeat", "1"),
@@ -120,7 +132,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             "alerts_latency",
             full=(),
-            quick=("--documents", "2", "--rule-interval", "5", "--gap", "1", "2", "--wait", "90"),
+            quick=("--documents", "2", "--rule-interval", "10", "--gap", "1", "2", "--wait", "90"),
             baseline="the latency goal of issue 6",
         ),
         Benchmark(
