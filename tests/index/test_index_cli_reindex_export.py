@@ -111,7 +111,9 @@ def test_export_writes_csv_and_xlsx_and_leaves_nothing_on_error(tmp_path: Path) 
     assert run_duluan("export", "", "--out", str(out_xlsx), "--topic", "the-thao", home=home).returncode == 0
     sheet = openpyxl.load_workbook(out_xlsx, read_only=True).active
     assert sheet is not None
-    assert len(list(sheet.iter_rows(values_only=True))) - 1 == sum(1 for d in corpus() if d.topic == "the-thao")
+    assert len(list(sheet.iter_rows(values_only=True))) - 1 == sum(
+        1 for d in corpus() if d.topic == "the-thao"
+    )
 
     broken = run_duluan("export", '"unclosed', "--out", str(tmp_path / "broken.csv"), home=home)
     assert broken.returncode == 2 and not (tmp_path / "broken.csv").exists()
