@@ -96,3 +96,32 @@ def test_explain_returns_tokens_of_the_text() -> None:
     clf = load_classifier("sentiment")
     top = clf.explain("giảng viên rất nhiệt tình và tận tâm", "positive", k=5)
     assert top and all(gram in "giảng viên rất nhiệt tình và tận tâm" for gram, _ in top)
+
+
+def test_shipped_models_fit_the_size_budget() -> None:
+    for task in ("topic", "sentiment", "toxicity"):
+        assert (SHIPPED_MODELS_DIR / task / "model.joblib").stat().st_size <= 20 * 1024 * 1024
+
+
+def test_shipped_routed_models_pick_the_expert_by_domain_and_length(topic, vntc_dev) -> None:
+    from nlp.textmodel import RoutedTextModel
+
+    sentiment = load_classifier("sentiment").model
+    assert isinstance(sentiment, RoutedTextModel)
+    feedback = ["thầy dạy nhiệt tình , dễ hiểu .", "phòng học nóng , máy chiếu mờ ."]
+    comment = ["Con chuột này dùng được 2 tuần là hỏng nút trái, bảo hành thì chờ cả tháng. Chán!"]
+    assert sentiment.route(feedback + comment) == ["uit_vsfc", "uit_vsfc", "vlsp2016_sa"]
+
+    model = topic.model
+    assert isinstance(model, RoutedTextModel) and model.length_threshold
+    article = vntc_dev[0]["text"]
+    assert len(article) >= model.length_threshold
+    assert model.route(["Giá xăng giảm lần thứ ba liên tiếp", article]) == ["short", "long"]
+    # The predicted label comes from the routed expert, and every expert's labels are taxonomy codes.
+    for expert in model.experts.values():
+        assert set(expert.labels) <= set(TOPICS)
+    long_expert = model.experts["long"]
+    scores = topic.predict([article])[0].scores
+    expected = dict(zip(long_expert.labels, long_expert.predict_proba([article])[0], strict=True))
+    for label in model.labels:
+        assert scores[label] == pytest.approx(expected.get(label, 0.0), abs=1e-3)
