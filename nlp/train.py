@@ -185,6 +185,9 @@ class TrainConfig:
     #: ``route="dataset"``: dataset name → expert name, to pool datasets into one expert (a dataset not
     #: listed gets its own expert).
     expert_of: dict[str, str] = field(default_factory=dict)
+    #: ``route="dataset"``: a dataset (after pooling) needs this many rows and two labels to get an
+    #: expert; rows of smaller ones (analysts' corrections) go to the expert the router picks for them.
+    min_expert_rows: int = 300
     #: Dataset name → sample weight of its rows (default 1): helper data that should count less.
     dataset_weights: dict[str, float] = field(default_factory=dict)
 
@@ -561,6 +564,46 @@ def _fit_linear_cv(
     return model
 
 
+def _long_domains(texts: Sequence[str], domains: Sequence[str], threshold: int) -> tuple[set[str], set[str]]:
+    """Datasets whose median row is at least ``threshold`` characters long, and all datasets."""
+    lengths: dict[str, list[int]] = {}
+    for text, domain in zip(texts, domains, strict=True):
+        lengths.setdefault(domain, []).append(len(text))
+    return {d for d, v in lengths.items() if np.median(v) >= threshold}, set(lengths)
+
+
+def _expert_domains(cfg: TrainConfig, domains: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """Expert names (datasets pooled by ``expert_of``) with enough rows and labels to be an expert."""
+    rows: dict[str, int] = {}
+    kinds: dict[str, set[str]] = {}
+    for domain, label in zip(domains, labels, strict=True):
+        name = cfg.expert_of.get(domain, domain)
+        rows[name] = rows.get(name, 0) + 1
+        kinds.setdefault(name, set()).add(label)
+    return sorted(n for n in rows if rows[n] >= cfg.min_expert_rows and len(kinds[n]) >= 2)
+
+
+def _route_problem(
+    cfg: TrainConfig, texts: Sequence[str], domains: Sequence[str], labels: Sequence[str]
+) -> str | None:
+    """Why ``cfg.route`` cannot apply to this data (then one plain model is trained), or ``None``."""
+    if cfg.route == "dataset":
+        experts = _expert_domains(cfg, domains, labels)
+        if len(experts) < 2:
+            return (
+                f"route=dataset needs data of at least two experts (datasets with ≥ {cfg.min_expert_rows}"
+                f" rows and two labels); got {sorted(experts)}"
+            )
+    if cfg.route == "length":
+        long_domains, all_domains = _long_domains(texts, domains, cfg.route_length)
+        if not long_domains or long_domains == all_domains:
+            return (
+                f"route=length needs long and short datasets (median length vs {cfg.route_length} chars);"
+                f" long: {sorted(long_domains)}, all: {sorted(all_domains)}"
+            )
+    return None
+
+
 def _routed(
     task: str,
     texts: list[str],
@@ -578,12 +621,23 @@ def _routed(
     threshold: int | None = None
     if cfg.route == "dataset":
         pooled = [cfg.expert_of.get(d, d) for d in domains]
-        names = sorted(set(pooled))
-        if len(names) < 2:
-            raise ValueError(
-                f'route="dataset" needs training data from at least two datasets (experts); got {names}. '
-                "Pass more --data paths or drop `route` from the config"
-            )
+        names = _expert_domains(cfg, domains, labels)
+        router_cfg = dataclasses.replace(
+            expert_cfg,
+            char_ngrams=None,
+            unaccented_words=False,
+            word_features=cfg.router_features,
+            tune_bias=False,
+            class_weight="balanced",
+            c=0.5,
+        )
+        big = [i for i, d in enumerate(pooled) if d in names]
+        router = _fit_linear("router", [texts[i] for i in big], [pooled[i] for i in big], names, router_cfg)
+        # Rows of small datasets (e.g. analysts' corrections) join the expert that will answer such texts.
+        small = [i for i, d in enumerate(pooled) if d not in names]
+        if small:
+            for i, name in zip(small, router.predict([texts[i] for i in small]), strict=True):
+                pooled[i] = name
         for name in names:
             rows = [i for i, d in enumerate(pooled) if d == name]
             experts[name] = _fit_linear(
@@ -594,28 +648,9 @@ def _routed(
                 expert_cfg,
                 None if weights is None else weights[rows],
             )
-        router_cfg = dataclasses.replace(
-            expert_cfg,
-            char_ngrams=None,
-            unaccented_words=False,
-            word_features=cfg.router_features,
-            tune_bias=False,
-            class_weight="balanced",
-            c=0.5,
-        )
-        router = _fit_linear("router", texts, pooled, names, router_cfg)
     else:
         threshold = cfg.route_length
-        medians = {
-            d: float(np.median([len(t) for t, dd in zip(texts, domains, strict=True) if dd == d]))
-            for d in set(domains)
-        }
-        long_domains = {d for d, m in medians.items() if m >= threshold}
-        if not long_domains or len(long_domains) == len(medians):
-            raise ValueError(
-                f'route="length" needs both long and short training datasets (median length vs '
-                f"route_length={threshold}): {medians}"
-            )
+        long_domains, _all = _long_domains(texts, domains, threshold)
         # Labels the long datasets have themselves (seed-rule relabelling does not count: a handful of
         # VNTC articles relabelled dat-dai must not keep baomoi's dat-dai rows out of the long expert).
         own = dataset_labels or labels
@@ -679,18 +714,16 @@ def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | Non
         new_labels = apply_seed_rules(texts, labels, load_seed_rules())
         relabelled = sum(a != b for a, b in zip(labels, new_labels, strict=True))
         labels = new_labels
-    unknown = set(cfg.dataset_weights) - set(domains)
-    if unknown:
-        raise ValueError(
-            f"dataset_weights names {sorted(unknown)}, which are not among the training datasets"
-            f" {sorted(set(domains))}; use the data folder names"
-        )
+    # Weights of datasets absent from this run are ignored (analysts train the default recipe on own files).
     weights = (
         np.array([cfg.dataset_weights.get(d, 1.0) for d in domains], dtype=np.float64)
         if cfg.dataset_weights
         else None
     )
     model: LinearTextModel
+    route_skipped = _route_problem(cfg, texts, domains, labels)
+    if route_skipped is not None:
+        cfg = dataclasses.replace(cfg, route=None)
     if cfg.route is None:
         model = _fit_linear(task, texts, labels, TASKS[task], cfg, weights)
     else:
@@ -706,6 +739,8 @@ def train(task: str, data_paths: Sequence[str | Path], config: TrainConfig | Non
         "config": asdict(cfg),
         "classifier": "LinearSVC + temperature-scaled softmax",
     }
+    if route_skipped is not None:
+        model.info["route_skipped"] = route_skipped
     if isinstance(model, RoutedTextModel):
         model.info["classifier"] = "experts (LinearSVC + temperature-scaled softmax each) chosen by " + (
             "a domain classifier" if model.router else f"length (< {model.length_threshold} chars: short)"

@@ -172,11 +172,57 @@ def test_unknown_route_is_a_clear_error() -> None:
         TrainConfig(route="by-mood")
 
 
-def test_dataset_weights_must_name_training_datasets(datasets) -> None:
-    import pytest
+def test_default_routed_configs_fall_back_to_one_model_on_a_single_file(datasets) -> None:
+    """Analysts train the default recipe on their own single file: no experts to route to, one model."""
+    import dataclasses
 
-    config = TrainConfig(
-        max_rows_per_source=200, word_features=2**12, char_ngrams=None, dataset_weights={"vlsp": 0.5}
+    from nlp.textmodel import RoutedTextModel
+    from nlp.train import DEFAULT_CONFIGS
+
+    small = {"max_rows_per_source": 300, "word_features": 2**12, "char_features": 2**12}
+    config = dataclasses.replace(DEFAULT_CONFIGS["sentiment"], **small)
+    assert config.route == "dataset" and config.dataset_weights  # names aivivn2019_sa, absent here
+    model = train("sentiment", [datasets / "uit_vsfc" / "train.jsonl.gz"], config)
+    assert not isinstance(model, RoutedTextModel)
+    assert "at least two experts" in model.info["route_skipped"]
+    assert model.predict(["thầy dạy rất hay , nhiệt tình ."]) == ["positive"]
+
+    topic_config = dataclasses.replace(
+        DEFAULT_CONFIGS["topic"], **small, select_features=None, short_overrides={}
     )
-    with pytest.raises(ValueError, match="not among the training datasets"):
-        train("toxicity", [datasets / "vihsd" / "train.jsonl.gz"], config)
+    topic = train("topic", [datasets / "vntc" / "train.jsonl.gz"], topic_config)
+    assert not isinstance(topic, RoutedTextModel)
+    assert "route=length" in topic.info["route_skipped"]
+
+
+def test_small_datasets_join_the_expert_the_router_picks(datasets, tmp_path: Path) -> None:
+    import json
+
+    from nlp.textmodel import RoutedTextModel
+
+    corrections = tmp_path / "analyst_labels" / "labels.jsonl"
+    corrections.parent.mkdir()
+    feedback = ["thầy giảng bài khó hiểu , nói nhỏ .", "môn học quá tải , bài tập nhiều ."] * 6
+    corrections.write_text(
+        "\n".join(json.dumps({"text": t, "label": "negative"}, ensure_ascii=False) for t in feedback),
+        encoding="utf-8",
+    )
+    config = TrainConfig(
+        social=True,
+        max_rows_per_source=600,
+        word_features=2**14,
+        char_ngrams=None,
+        class_weight="balanced",
+        route="dataset",
+        router_features=2**14,
+    )
+    data = [
+        datasets / "vlsp2016_sa" / "train.jsonl.gz#train",
+        datasets / "uit_vsfc" / "train.jsonl.gz",
+        corrections,
+    ]
+    model = train("sentiment", data, config)
+    assert isinstance(model, RoutedTextModel)
+    assert set(model.experts) == {"vlsp2016_sa", "uit_vsfc"}  # 12 one-label rows get no expert of their own
+    assert model.info["experts"]["uit_vsfc"]["rows"] == 612  # they look like student feedback
+    assert model.info["experts"]["vlsp2016_sa"]["rows"] == 600
