@@ -841,6 +841,13 @@ def _weights_nbytes(model: LinearTextModel) -> int:
     return own
 
 
+def _selection_note(model: LinearTextModel) -> str:
+    """ ", chi²-selected 150,000 of 1,048,576 columns" when most weight columns are zero."""
+    used = int((np.asarray(model.coef) != 0).any(axis=0).sum())
+    total = int(np.asarray(model.coef).shape[1])
+    return f", chi²-selected {used:,} of {total:,} hashed columns" if used < 0.9 * total else ""
+
+
 def model_card(model: LinearTextModel, results: dict[str, dict[str, Any]]) -> str:
     """Markdown card: what the model is, what it was trained on (and their licences), how it scores."""
     info = model.info
@@ -884,6 +891,7 @@ def model_card(model: LinearTextModel, results: dict[str, dict[str, Any]]) -> st
                 f" syllable {fc.word_ngrams[0]}–{fc.word_ngrams[1]}-grams"
                 + (f" + char {fc.char_ngrams[0]}–{fc.char_ngrams[1]}-grams" if fc.char_ngrams else "")
                 + (" + unaccented syllables" if fc.unaccented_words else "")
+                + _selection_note(expert)
                 + f", first {fc.max_chars} chars; temperature {expert.temperature:.3f};"
                 f" label counts `{json.dumps(expert.info.get('label_counts'), ensure_ascii=False)}`"
             )
