@@ -34,6 +34,21 @@ def test_upsert_is_idempotent_by_id(empty_index: TantivyIndex) -> None:
     assert empty_index.upsert([]) == 0
 
 
+def test_fresh_batches_and_mixed_batches_keep_one_document_per_id(empty_index: TantivyIndex) -> None:
+    """A batch of new ids skips the per-id deletes; repeats inside it and mixed batches still replace."""
+    first, second, third = corpus()[:3]
+    renamed = first.model_copy(update={"title": "Bản cuối cùng"})
+    assert empty_index.upsert([first, renamed]) == 2  # fresh index, the same id twice: the last wins
+    assert empty_index.count() == 1
+    assert empty_index.count('"Bản cuối cùng"') == 1
+    assert empty_index.upsert([second, first]) == 2  # one new id, one stored: the stored one is replaced
+    assert empty_index.count() == 2
+    assert empty_index.count('"Bản cuối cùng"') == 0
+    assert {d.id for d in empty_index.scan()} == {first.id, second.id}
+    assert empty_index.upsert([third]) == 1  # fresh again, after other commits
+    assert sorted(d.id for d in empty_index.scan()) == sorted([first.id, second.id, third.id])
+
+
 def test_get_rebuilds_the_whole_document(loaded_index: TantivyIndex) -> None:
     original = next(d for d in corpus() if d.id == "bp-rain")
     assert loaded_index.get("bp-rain") == original
