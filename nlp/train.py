@@ -545,8 +545,16 @@ def _fit_linear_cv(
     folds = StratifiedKFold(n_splits=cfg.calibration_folds, shuffle=True, random_state=cfg.seed)
     for fit_idx, held_idx in folds.split(np.zeros(len(texts)), y_idx):
         fold_weights = None if weights is None else weights[fit_idx]
-        fold_coef, fold_intercept = _fit_svc(x_all[fit_idx], y_idx[fit_idx], cfg, columns, fold_weights)
-        oof[held_idx] = _linear_scores(fold_coef, fold_intercept, x_all[held_idx])
+        fold_classes = np.unique(y_idx[fit_idx])
+        if len(fold_classes) < 2:
+            continue
+        # A fold can miss a rare label (LinearSVC then has fewer rows): it scores below all others.
+        fold_y = np.searchsorted(fold_classes, y_idx[fit_idx])
+        fold_coef, fold_intercept = _fit_svc(x_all[fit_idx], fold_y, cfg, columns, fold_weights)
+        scores = _linear_scores(fold_coef, fold_intercept, x_all[held_idx])
+        block = np.full((len(held_idx), len(present)), float(scores.min()) - 1.0, dtype=np.float32)
+        block[:, fold_classes] = scores
+        oof[held_idx] = block
     coef, intercept = _fit_svc(x_all, y_idx, cfg, columns, weights)
     if cfg.tune_bias and len(present) > 2:
         bias = tune_biases(oof, y_idx)
