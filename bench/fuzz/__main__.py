@@ -51,6 +51,13 @@ def main() -> None:
         "--seconds", type=int, default=60, help="how long to fuzz (libFuzzer -max_total_time)"
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "fuzz", help="crash files")
+    parser.add_argument(
+        "--rss-limit-mb",
+        type=int,
+        default=2048,
+        help="libFuzzer -rss_limit_mb. libFuzzer reads the peak RSS from getrusage, which Linux carries "
+        "over exec from the parent: a child of a big process (pytest) must allow for the parent's peak",
+    )
     args = parser.parse_args()
 
     import atheris
@@ -64,6 +71,7 @@ def main() -> None:
             f"-max_total_time={args.seconds}",
             f"-artifact_prefix={args.out}/{args.target}-",
             "-max_len=20000",
+            f"-rss_limit_mb={args.rss_limit_mb}",
             "-timeout=20",
             "-print_final_stats=1",
         ]
