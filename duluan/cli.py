@@ -62,6 +62,8 @@ def _global(
         typer.Option("--home", help="Data directory (overrides DULUAN_HOME).", show_default=False),
     ] = None,
 ) -> None:
+    # Each invocation starts afresh: an earlier in-process call's --home must not outlive it.
+    _overrides.clear()
     if home is not None:
         _overrides["home"] = home
 
