@@ -238,6 +238,29 @@ def up() -> None:
 
 
 @app.command()
+def worker(
+    roles: Annotated[
+        str | None,
+        typer.Option(
+            "--roles", help="crawl, alerts or crawl,alerts (default: worker.roles).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Run one worker of several: crawls sources it claims by lease; alert jobs on one worker at a time."""
+    from duluan.logs import setup_logging
+    from duluan.worker import WorkerConfigError, check_roles, run_worker
+
+    s = settings()
+    try:
+        chosen = check_roles(roles.split(",")) if roles is not None else check_roles(s.worker.roles)
+    except WorkerConfigError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    setup_logging(s)
+    run_worker(s, chosen)
+
+
+@app.command()
 def demo(
     serve: Annotated[bool, typer.Option("--serve", help="Leave the web UI up afterwards.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,

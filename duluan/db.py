@@ -19,6 +19,7 @@ from alerts.store import metadata as alerts_metadata
 from crawlers.registry import metadata as crawlers_metadata
 from duluan.accounts import metadata as accounts_metadata
 from duluan.digest_subscriptions import metadata as subscriptions_metadata
+from duluan.source_claims import metadata as source_claims_metadata
 from index.saved_searches import metadata as saved_searches_metadata
 from nlp.registry import metadata as model_registry_metadata
 
@@ -32,6 +33,7 @@ ALL_METADATA: list[sa.MetaData] = [
     saved_searches_metadata,
     model_registry_metadata,
     subscriptions_metadata,
+    source_claims_metadata,
 ]
 
 

@@ -169,6 +169,36 @@ class AlertSettings(_Section):
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
+WorkerRole = Literal["crawl", "alerts"]
+
+
+def _all_worker_roles() -> list[WorkerRole]:
+    return ["crawl", "alerts"]
+
+
+class WorkerSettings(_Section):
+    """`duluan worker`: several processes, on one or more machines, share the sources through leases."""
+
+    roles: list[WorkerRole] = Field(
+        default_factory=_all_worker_roles,
+        description="crawl: claim due sources and crawl them (fetch, extract, enrich, index); alerts: rules,"
+        " outbox, digest and housekeeping behind the one scheduler lease.",
+    )
+    lease_seconds: float = Field(
+        120.0,
+        ge=2,
+        description="A worker that stops renewing its source leases this long (killed, hung) loses them"
+        " to another.",
+    )
+    poll_seconds: float = Field(10.0, gt=0, description="How often an idle worker looks for due sources.")
+    sources_per_crawl: int = Field(
+        4, ge=1, le=64, description="Due sources claimed at once and crawled together in one child process."
+    )
+    crawl_timeout_s: float = Field(
+        1800.0, gt=0, description="A crawl child running longer is stopped and its sources released."
+    )
+
+
 class ProvinceSettings(_Section):
     """The province we monitor (tỉnh theo dõi). Old names before the 2025-07-01 merger count too."""
 
@@ -199,6 +229,7 @@ class Settings(BaseSettings):
     nlp: NlpSettings = Field(default_factory=NlpSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     province: ProvinceSettings = Field(default_factory=ProvinceSettings)
 
     @field_validator("timezone")
