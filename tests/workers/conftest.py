@@ -152,29 +152,37 @@ def client_process(client_port: int, server_port: int, roots: set[int]) -> tuple
 
 @dataclass
 class Fetch:
+    """One request: when it arrived, when its response was written (None: the client was gone)."""
+
     at: float
     source_id: str
     path: str
     pid: int | None
     worker: int | None
+    served_at: float | None = None
 
 
 @dataclass
 class FetchJournal:
-    """Every request the sites answered: when, which page, which process and which worker sent it."""
+    """Every request the sites received: when, which page, which process and which worker sent it."""
 
     workers: set[int] = field(default_factory=set)
     fetches: list[Fetch] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, source_id: str, path: str, client_port: int, server_port: int) -> None:
+    def arrived(self, source_id: str, path: str, client_port: int, server_port: int) -> Fetch:
         pid, worker = client_process(client_port, server_port, set(self.workers))
+        fetch = Fetch(time.monotonic(), source_id, path, pid, worker)
         with self.lock:
-            self.fetches.append(Fetch(time.monotonic(), source_id, path, pid, worker))
+            self.fetches.append(fetch)
+        return fetch
+
+    def snapshot(self) -> list[Fetch]:
+        with self.lock:
+            return list(self.fetches)
 
     def of_source(self, source_id: str) -> list[Fetch]:
-        with self.lock:
-            return [f for f in self.fetches if f.source_id == source_id]
+        return [f for f in self.snapshot() if f.source_id == source_id]
 
 
 class _JournalHandler(_DemoHandler):
@@ -183,10 +191,19 @@ class _JournalHandler(_DemoHandler):
     def _respond(self, *, send_body: bool) -> None:
         path = urlsplit(self.path).path
         site = self.server
-        site.journal.record(site.source_id, path, self.client_address[1], site.server_address[1])
+        # Who sent it is read while the connection is surely open: on arrival.
+        fetch = site.journal.arrived(site.source_id, path, self.client_address[1], site.server_address[1])
         if path in site.article_paths:
-            time.sleep(site.delay_s)  # a slow outlet: the crawl takes long enough to be killed midway
-        super()._respond(send_body=send_body)
+            # A slow outlet that answers one article at a time: a crawl takes long enough to be
+            # killed midway, whatever the crawler's concurrency.
+            with site.serial:
+                time.sleep(site.delay_s)
+        try:
+            super()._respond(send_body=send_body)
+            self.wfile.flush()
+        except ConnectionError:
+            return
+        fetch.served_at = time.monotonic()
 
 
 class SlowSite(_DemoHTTPServer):
@@ -207,6 +224,7 @@ class SlowSite(_DemoHTTPServer):
         self.source_id = source_id
         self.delay_s = delay_s
         self.journal = journal
+        self.serial = threading.Lock()
 
     @property
     def article_paths(self) -> set[str]:
