@@ -111,11 +111,17 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     landed, attempts, resumed_runs = 0, 0, 0
     while landed < KILLS_PER_SCENARIO:
         attempts += 1
-        assert attempts <= 3 * KILLS_PER_SCENARIO, "kill points keep missing the crawl"
+        # A timer kill misses when the run ends first (more often on a fast, idle machine); misses are
+        # allowed, but not so many that the kill points stop exercising the crawl.
+        assert attempts <= 5 * KILLS_PER_SCENARIO, "kill points keep missing the crawl"
         seen_before = seen_url_keys(home)
         unseen = [p for p in site.article_paths if normalize_url(site.base_url + p) not in seen_before]
         # The first kill of a scenario waits for the frontier to advance, so later runs must resume.
         mode = "frontier" if attempts == 1 else rng.choice(["request", "timer", "frontier"])
+        if len(unseen) <= 1 and mode != "request":
+            # Nearly everything is seen: a run is over in a blink, so kill on a request it always
+            # makes (robots.txt or the feed) instead of after a delay.
+            mode = "request"
         cancel = None
         if mode == "frontier" and len(unseen) > 1:
             site.access.new_run()
@@ -131,7 +137,8 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
                 kill_quietly(pid)
         elif mode == "request":
             # robots.txt + feed + sitemap, then the articles still unseen (each source may ask once).
-            site.access.new_run(kill_on_request=rng.randint(1, 3 + len(unseen)))
+            last = 2 if len(unseen) <= 1 else 3 + len(unseen)
+            site.access.new_run(kill_on_request=rng.randint(1, last))
             pid = zygote.start(job)
             site.access.set_pid(pid)
         else:
