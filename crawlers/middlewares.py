@@ -1,9 +1,10 @@
-"""Downloader middleware for rate limits: honour `429 Too Many Requests` + `Retry-After`.
+"""Downloader middlewares: rate limits (`RetryAfterMiddleware`) and the SSRF guard at fetch time
+(`PrivateTargetMiddleware`).
 
-Scrapy's own retry middleware retries a 429 at once, which is what gets a crawler blocked. This one
-waits the time the server asked for (seconds or an HTTP date), up to `max_retry_after_s`, and retries
-at most `rate_limit_retries` times; a longer wait or exhausted retries leave the 429 to be reported
-as `http_429` for the source.
+Scrapy's own retry middleware retries a 429 at once, which is what gets a crawler blocked.
+`RetryAfterMiddleware` waits the time the server asked for (seconds or an HTTP date), up to
+`max_retry_after_s`, and retries at most `rate_limit_retries` times; a longer wait or exhausted
+retries leave the 429 to be reported as `http_429` for the source.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ import logging
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.asyncio import sleep
 
 from crawlers.items import STAT_PREFIX
+from crawlers.registry import WEB_KINDS
+from crawlers.ssrf import PrivateTargetError, Resolver, check_url, system_resolver
 
 log = logging.getLogger("crawlers.middlewares")
 
@@ -69,3 +74,69 @@ class RetryAfterMiddleware:
         await sleep(delay)
         meta: dict[str, Any] = {**request.meta, "duluan_rate_limit_retries": attempts + 1}
         return request.replace(dont_filter=True, meta=meta)
+
+
+class PrivateTargetBlocked(IgnoreRequest):
+    """A request of a public source that led into a private network (counted as `blocked_private`)."""
+
+
+class PrivateTargetMiddleware:
+    """The SSRF guard (chặn truy cập mạng nội bộ) for every request, not only the start URLs.
+
+    The registry refuses a private start URL unless an admin allowed it (crawlers/ssrf.py), but a
+    public site can still send the crawler inward: a redirect to `http://127.0.0.1:9200/`, a feed or
+    listing linking to `http://10.0.0.5/`, a host name that resolves to a private address. So for a
+    source whose start URLs are all public and that is not `allow_private`, every request (redirects
+    come back through here as new requests) must target a public host too. Sources whose start URLs
+    are themselves private (admin-seeded from YAML, or allowed) are the admin's decision and are not
+    checked. Host lookups are cached per crawl; a name that does not resolve is let through (the fetch
+    then fails with a DNS error). Not covered: a DNS answer that changes between this check and
+    Scrapy's own lookup (rebinding) — firewall the crawler host for that (SECURITY.md).
+    """
+
+    def __init__(self, crawler: Crawler, resolver: Resolver = system_resolver) -> None:
+        self.crawler = crawler
+        self._resolver = resolver
+        self._verdicts: dict[str, str | None] = {}
+        self._guarded: bool | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PrivateTargetMiddleware:
+        return cls(crawler)
+
+    def _problem(self, url: str) -> str | None:
+        """Why `url` may not be fetched (None when it may), cached per scheme-less host."""
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            host = ""
+        if host not in self._verdicts:
+            try:
+                check_url(url, self._resolver)
+                self._verdicts[host] = None
+            except PrivateTargetError as exc:
+                self._verdicts[host] = str(exc).replace("start URL ", "URL ", 1)
+        return self._verdicts[host]
+
+    def _is_guarded(self) -> bool:
+        if self._guarded is None:
+            context = getattr(self.crawler, "duluan", None)
+            source = getattr(context, "source", None)
+            self._guarded = bool(
+                source is not None
+                and source.type in WEB_KINDS
+                and not source.allow_private
+                and source.start_urls
+                and all(self._problem(url) is None for url in source.start_urls)
+            )
+        return self._guarded
+
+    def process_request(self, request: Request) -> None:
+        if not self._is_guarded():
+            return
+        problem = self._problem(request.url)
+        if problem is None:
+            return
+        source = self.crawler.duluan.source  # type: ignore[attr-defined]
+        log.warning("source %s: refused to fetch %s: %s", source.id, request.url, problem)
+        raise PrivateTargetBlocked(f"private network target refused: {problem}")

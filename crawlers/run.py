@@ -125,7 +125,11 @@ def scrapy_settings(config: CrawlConfig) -> dict[str, Any]:
         "RETRY_TIMES": config.retry_times,
         # 429 is left to RetryAfterMiddleware, which waits as the server asks instead of hammering it.
         "RETRY_HTTP_CODES": [408, 500, 502, 503, 504, 522, 524],
-        "DOWNLOADER_MIDDLEWARES": {"crawlers.middlewares.RetryAfterMiddleware": 560},
+        # The SSRF guard runs first on every request, redirects included (they come back as requests).
+        "DOWNLOADER_MIDDLEWARES": {
+            "crawlers.middlewares.PrivateTargetMiddleware": 50,
+            "crawlers.middlewares.RetryAfterMiddleware": 560,
+        },
         "DULUAN_MAX_RETRY_AFTER_S": config.max_retry_after_s,
         "DULUAN_RATE_LIMIT_RETRIES": config.rate_limit_retries,
         "REDIRECT_MAX_TIMES": 5,

@@ -51,6 +51,10 @@ def classify_failure(failure: Failure) -> str:
     if isinstance(value, HttpError):
         return f"http_{value.response.status}"
     if isinstance(value, scrapy_errors.IgnoreRequest):
+        from crawlers.middlewares import PrivateTargetBlocked
+
+        if isinstance(value, PrivateTargetBlocked):
+            return "blocked_private"
         if "robots" in text:
             return "robots_denied"
         if "maxsize" in text or "max size" in text:
