@@ -64,6 +64,11 @@ STORY_WINDOW = 500
 RELOAD_ATTEMPTS = 4
 #: Keyword values longer than this are cut in the index (the stored document keeps them whole).
 MAX_KEYWORD_CHARS = 512
+#: With `writer_threads=0` (automatic), a commit of fewer documents than this is indexed by one
+#: writer thread: every indexing thread writes its own segment at commit, and for small batches
+#: (crawl upserts, `duluan index load` in batches of 500) the fixed cost of a second segment and
+#: its later merge outweighs the parallelism (measured in bench/RESULTS.md, 2026-12-04).
+SINGLE_THREAD_BELOW = 2_000
 
 #: Keyword fields `terms` can aggregate, by public name.
 TERMS_FIELDS = (
@@ -475,12 +480,18 @@ class TantivyIndex:
 
     # -- writing
 
-    def _open_writer(self) -> tantivy.IndexWriter:
+    def _threads_for(self, documents: int) -> int:
+        """Writer threads for a commit of `documents` (the configured count, or tantivy's choice)."""
+        if self.writer_threads or documents >= SINGLE_THREAD_BELOW:
+            return self.writer_threads
+        return 1
+
+    def _open_writer(self, threads: int) -> tantivy.IndexWriter:
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
             try:
-                return self._index.writer(self.writer_heap_bytes, self.writer_threads)
+                return self._index.writer(self.writer_heap_bytes, threads)
             except ValueError as exc:
                 if "LockBusy" not in str(exc):
                     if _IO_FAILURE.search(str(exc)):
@@ -495,10 +506,13 @@ class TantivyIndex:
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 0.5)
 
-    def _write(self, apply: Any) -> int:
-        """Open a writer, apply changes, commit, release the lock (also on failure)."""
+    def _write(self, apply: Any, documents: int) -> int:
+        """Open a writer, apply changes, commit, release the lock (also on failure).
+
+        `documents` is how many documents `apply` adds (it picks the writer's thread count).
+        """
         with self._write_lock:
-            writer = self._open_writer()
+            writer = self._open_writer(self._threads_for(documents))
             try:
                 written = int(apply(writer))
                 writer.commit()
@@ -538,7 +552,7 @@ class TantivyIndex:
                 writer.add_document(index_document(doc))
             return len(given)  # counted as given, repeats included (like writing them in turn)
 
-        return self._write(apply)
+        return self._write(apply, len(batch))
 
     def _any_stored(self, ids: list[str]) -> bool:
         """Whether any of `ids` is in the last commit (one term-set query, not one query per id)."""
@@ -560,7 +574,7 @@ class TantivyIndex:
                 writer.delete_documents_by_term("id", doc_id)
             return len(present)
 
-        return self._write(apply)
+        return self._write(apply, 0)
 
     # -- reading
 

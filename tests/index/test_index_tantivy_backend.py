@@ -370,3 +370,33 @@ def test_random_hostile_queries_never_crash(loaded_index: TantivyIndex) -> None:
             assert error.message_vi
             outcomes["error"] += 1
     assert outcomes["ok"] > 50 and outcomes["error"] > 50
+
+
+def test_small_commits_use_one_writer_thread_with_the_same_results(tmp_path: Path) -> None:
+    """Automatic threads: a batch below SINGLE_THREAD_BELOW makes one segment per commit, and the
+    index answers as one written by two threads (same hits and scores, counts, facets)."""
+    automatic = TantivyIndex(tmp_path / "auto")
+    two = TantivyIndex(tmp_path / "two", writer_threads=2)
+    assert automatic._threads_for(1) == 1
+    assert automatic._threads_for(tantivy_backend.SINGLE_THREAD_BELOW - 1) == 1
+    assert automatic._threads_for(tantivy_backend.SINGLE_THREAD_BELOW) == 0  # tantivy picks
+    assert two._threads_for(1) == 2  # a configured count is always kept
+    docs = corpus() + [
+        make_doc(f"n-{i}", f"Tin số {i} Bình Phước", "Đồng Xoài mưa lớn " * (i + 1), topic=f"t{i % 3}")
+        for i in range(40)
+    ]
+    assert automatic.upsert(docs[:12]) == 12
+    assert automatic._searcher().num_segments == 1  # one thread, one segment
+    assert two.upsert(docs[:12]) == 12
+    for backend in (automatic, two):
+        for start in range(12, len(docs), 12):
+            assert backend.upsert(docs[start : start + 12]) == len(docs[start : start + 12])
+    for query in ("binh phuoc", '"Bình Phước"', "mưa lớn", "", "dong xoai NOT football", "tin*"):
+        first, second = automatic.search(query, limit=100), two.search(query, limit=100)
+        assert first.total == second.total == automatic.count(query) == two.count(query)
+        assert {h.document.id: round(h.score, 4) for h in first.hits} == {
+            h.document.id: round(h.score, 4) for h in second.hits
+        }
+        assert automatic.facets(["topic", "source"], query) == two.facets(["topic", "source"], query)
+    automatic.upsert(docs[:5])  # replacing stays idempotent
+    assert automatic.count() == two.count() == len(docs)
