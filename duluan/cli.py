@@ -188,7 +188,15 @@ def index_stats() -> None:
 @index_app.command("load")
 def index_load(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL of documents.")],
-    batch_size: Annotated[int, typer.Option(min=1)] = 500,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Documents per index commit. Larger batches index faster (tantivy: ~4.8k docs/s at "
+            "500, 12k+ at 50,000 on 2 idle cores); a crash loses at most the uncommitted batch, "
+            "and rerunning the load is idempotent.",
+        ),
+    ] = 5000,
 ) -> None:
     """Bulk-load documents (schema fields); missing NLP fields are computed."""
     from duluan.loading import load_jsonl

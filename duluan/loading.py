@@ -47,7 +47,7 @@ def _read_jsonl(path: Path, rejected: list[dict[str, Any]]) -> Iterator[Document
                 rejected.append({"line": line_no, "error": reason})
 
 
-def load_jsonl(settings: Settings, path: Path, *, batch_size: int = 500) -> dict[str, Any]:
+def load_jsonl(settings: Settings, path: Path, *, batch_size: int = 5000) -> dict[str, Any]:
     """Index every valid document of `path`; returns counts and the rejected lines."""
     rejected: list[dict[str, Any]] = []
     enricher = None
