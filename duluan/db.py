@@ -7,6 +7,7 @@ so an upgraded service never runs on an old schema.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -63,9 +64,15 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+#: Alembic keeps its running context in module globals, so two threads migrating at once (the web app
+#: starting while a scheduled job opens the database) break each other; one at a time per process.
+_MIGRATE_LOCK = threading.Lock()
+
+
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (idempotent)."""
-    command.upgrade(alembic_config(url), "head")
+    with _MIGRATE_LOCK:
+        command.upgrade(alembic_config(url), "head")
 
 
 def open_database(url: str) -> sa.Engine:

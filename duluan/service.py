@@ -15,11 +15,8 @@ takes over.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -45,8 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("duluan.service")
 
-#: A crawl of one source that runs longer than this is stopped and reported.
-CRAWL_TIMEOUT_S = 30 * 60
 #: The lease that lets one process run the scheduled jobs.
 SCHEDULER_LEASE = "scheduler"
 #: Missed runs after downtime: one catch-up run if the service is back within this time.
@@ -61,27 +56,34 @@ HOUSEKEEPING_TIME = (3, 30)
 
 
 def crawl_source_job(source_id: str) -> None:
-    """Crawl one source in a child process and log its outcome (never raises past the scheduler)."""
-    cmd = [sys.executable, "-m", "duluan", "crawl", "--source", source_id]
+    """Crawl one source in a child process under its source lease; log the outcome (never raises).
+
+    The lease is the one `duluan worker` processes take (duluan/source_claims.py), so the service's
+    scheduler and workers sharing the database never crawl one source at the same time: a source a
+    worker holds is skipped until the next run. The child dies with this process, the lease is renewed
+    while it runs and released with the outcome (duluan/worker.py does the supervising).
+    """
+    from duluan.db import open_database
+    from duluan.source_claims import claim_source
+    from duluan.worker import Worker, utcnow
+
+    settings = load_settings()
+    engine = open_database(settings.db_url)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CRAWL_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        log.error("crawl of source %s timed out after %ss", source_id, CRAWL_TIMEOUT_S)
-        return
-    if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        log.warning("crawl of source %s failed (exit %s): %s", source_id, proc.returncode, tail)
-        return
-    try:
-        summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        log.warning("crawl of source %s printed no summary: %s", source_id, proc.stdout[-500:])
-        return
-    details = [line for line in proc.stdout.splitlines() if line.startswith(f"{source_id}:")]
-    if source_id in summary.get("unreachable", []):
-        log.warning("source %s unreachable: %s", source_id, details[0] if details else "")
+        worker = Worker(settings, engine)
+        ttl = timedelta(seconds=settings.worker.lease_seconds)
+        if not claim_source(engine, worker.holder, source_id, ttl, utcnow()):
+            log.info("source %s is being crawled by a worker; skipped this time", source_id)
+            return
+        outcome = worker.crawl([source_id])[source_id]
+    finally:
+        engine.dispose()
+    if outcome == "ok":
+        log.info("crawl of source %s finished", source_id)
+    elif outcome == "unreachable":
+        log.warning("source %s unreachable (see the crawl's log above)", source_id)
     else:
-        log.info("crawl of source %s finished: %s", source_id, details[0] if details else summary)
+        log.warning("crawl of source %s: %s (see the crawl's log above)", source_id, outcome)
 
 
 def run_rules_job() -> None:

@@ -103,32 +103,55 @@ def claim_due(engine: Engine, holder: str, ttl: timedelta, now: datetime, limit:
     for source_id in candidates:
         if len(claimed) >= limit:
             break
-        with engine.begin() as conn:
-            taken = conn.execute(
-                source_claims.update()
-                .where(source_claims.c.source_id == source_id)
-                .where(source_claims.c.next_due_at <= now)
-                .where(sa.or_(source_claims.c.holder.is_(None), source_claims.c.expires_at <= now))
-                .values(holder=holder, claimed_at=now, expires_at=now + ttl)
-            )
-            if taken.rowcount != 1:
-                continue
-            # A crawl still open under another holder is one whose worker died: close it at its last
-            # lease expiry (it cannot have crawled past it; its lease ended before ours began).
-            conn.execute(
-                worker_crawls.update()
-                .where(worker_crawls.c.source_id == source_id)
-                .where(worker_crawls.c.finished_at.is_(None))
-                .where(worker_crawls.c.holder != holder)
-                .values(finished_at=worker_crawls.c.expires_at, outcome="abandoned")
-            )
-            conn.execute(
-                worker_crawls.insert().values(
-                    source_id=source_id, holder=holder, started_at=now, expires_at=now + ttl
-                )
-            )
-        claimed.append(source_id)
+        if _take(engine, source_id, holder, ttl, now, due_only=True):
+            claimed.append(source_id)
     return claimed
+
+
+def claim_source(engine: Engine, holder: str, source_id: str, ttl: timedelta, now: datetime) -> bool:
+    """Claim one source now, due or not, unless another holder's lease on it is still valid.
+
+    For `duluan up`'s scheduler, which decides itself when a source is due: taking the same lease as
+    the workers means a source is never crawled by the service and a worker at once.
+    """
+    try:
+        with engine.begin() as conn:
+            conn.execute(source_claims.insert().values(source_id=source_id, next_due_at=now))
+    except IntegrityError:  # the row exists already (the usual case)
+        pass
+    return _take(engine, source_id, holder, ttl, now, due_only=False)
+
+
+def _take(
+    engine: Engine, source_id: str, holder: str, ttl: timedelta, now: datetime, *, due_only: bool
+) -> bool:
+    """One conditional UPDATE that takes the lease; on success, start the crawl's history row."""
+    update = (
+        source_claims.update()
+        .where(source_claims.c.source_id == source_id)
+        .where(sa.or_(source_claims.c.holder.is_(None), source_claims.c.expires_at <= now))
+        .values(holder=holder, claimed_at=now, expires_at=now + ttl)
+    )
+    if due_only:
+        update = update.where(source_claims.c.next_due_at <= now)
+    with engine.begin() as conn:
+        if conn.execute(update).rowcount != 1:
+            return False
+        # A crawl still open under another holder is one whose worker died: close it at its last
+        # lease expiry (it cannot have crawled past it; its lease ended before ours began).
+        conn.execute(
+            worker_crawls.update()
+            .where(worker_crawls.c.source_id == source_id)
+            .where(worker_crawls.c.finished_at.is_(None))
+            .where(worker_crawls.c.holder != holder)
+            .values(finished_at=worker_crawls.c.expires_at, outcome="abandoned")
+        )
+        conn.execute(
+            worker_crawls.insert().values(
+                source_id=source_id, holder=holder, started_at=now, expires_at=now + ttl
+            )
+        )
+    return True
 
 
 def renew(engine: Engine, holder: str, source_ids: Iterable[str], ttl: timedelta, now: datetime) -> set[str]:

@@ -8,9 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from alerts.lease import current_lease
 from duluan.db import open_database
-from duluan.source_claims import claims, crawl_history
+from duluan.service import crawl_source_job
+from duluan.source_claims import claim_source, claims, crawl_history, finish
 from index.tantivy_backend import TantivyIndex
 from tests.workers.conftest import Sites, WorkerProcess, prepare_home, process_gone, wait_for
 
@@ -83,3 +86,39 @@ def test_one_worker_on_sqlite_and_tantivy_crawls_releases_and_runs_the_alert_job
         assert all(process_gone(pid) for pid in crawl_pids if pid is not None)
     finally:
         engine.dispose()
+
+
+def test_the_service_scheduler_crawls_under_the_same_source_lease(
+    tmp_path: Path, make_sites: Callable[[int, int, float], Sites], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`duluan up`'s crawl job skips a source a worker holds, and crawls it under the lease otherwise."""
+    sites = make_sites(1, 3, 0.0)
+    (source_id,) = sites.sites
+    home = tmp_path / "home"
+    settings = prepare_home(home, sites.specs())
+    monkeypatch.setenv("DULUAN_HOME", str(home))
+    engine = open_database(settings.db_url)
+    try:
+        now = datetime.now(UTC)
+        assert claim_source(engine, "a-worker", source_id, timedelta(minutes=5), now)
+
+        crawl_source_job(source_id)  # held by the worker: skipped
+        assert sites.journal.snapshot() == []
+        assert [(r.holder, r.outcome) for r in crawl_history(engine)] == [("a-worker", None)]
+
+        assert finish(engine, "a-worker", source_id, "ok", now, next_due_at=now)
+        crawl_source_job(source_id)  # free: crawled under the service's own lease, then released
+        history = crawl_history(engine)
+        assert len(history) == 2 and history[1].outcome == "ok"
+        assert history[1].holder != "a-worker" and f":{os.getpid()}:" in history[1].holder
+        (row,) = claims(engine)
+        assert row.holder is None and row.last_outcome == "ok"
+        fetched = {f.path for f in sites.journal.snapshot()}
+        assert set(sites.sites[source_id].article_paths) <= fetched
+    finally:
+        engine.dispose()
+    index = TantivyIndex(home / "index")
+    try:
+        assert index.count("") == 3
+    finally:
+        index.close()
