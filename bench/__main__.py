@@ -141,6 +141,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             baseline="fixed-threshold detector (k values) on the same stream",
         ),
         Benchmark(
+            "workers_scale",
+            full=("--sources", "8", "--copies", "4", "--workers", "1", "2", "3"),
+            quick=("--sources", "2", "--copies", "1", "--workers", "1", "2"),
+            baseline="1 worker vs several on the same sources (PostgreSQL + Elasticsearch)",
+        ),
+        Benchmark(
             "web_load",
             full=("--docs", "1000000"),
             quick=("--docs", "5000", "--users", "5", "--duration", "5", "--home", "{tmp}/web_load_home"),
