@@ -93,25 +93,23 @@ def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, 
 
 
 @pytest.fixture
-def servers() -> Iterator[tuple[int, int]]:
+def through_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The internal server and the proxy running, and the crawl's environment pointing at the proxy."""
     _Internal.hits = []
     internal, _ = _serve(_Internal)
-    internal_port = int(internal.server_address[1])
-    proxy, _ = _serve(_proxy_handler(internal_port))
+    proxy, _ = _serve(_proxy_handler(int(internal.server_address[1])))
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
     try:
-        yield int(proxy.server_address[1]), internal_port
+        yield
     finally:
         proxy.shutdown()
         internal.shutdown()
 
 
-def test_public_source_cannot_reach_private_addresses(
-    servers: tuple[int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    proxy_port, _ = servers
-    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy_port}")
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
+@pytest.mark.usefixtures("through_proxy")
+def test_public_source_cannot_reach_private_addresses(tmp_path: Path) -> None:
     source = {"id": "bao-mau", "name": "Báo mẫu", "type": "rss", "start_urls": [f"{PUBLIC}/rss"]}
 
     report, docs = crawl(tmp_path, [source], config={"obey_robots": False})
@@ -122,13 +120,8 @@ def test_public_source_cannot_reach_private_addresses(
     assert [d["url"] for d in docs] == [f"{PUBLIC}/bai-cong-khai.html"], "the public article is kept"
 
 
-def test_an_allowed_source_may_follow_into_the_private_network(
-    servers: tuple[int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    proxy_port, _ = servers
-    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy_port}")
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
+@pytest.mark.usefixtures("through_proxy")
+def test_an_allowed_source_may_follow_into_the_private_network(tmp_path: Path) -> None:
     source = {
         "id": "bao-mau",
         "name": "Báo mẫu",
