@@ -268,7 +268,8 @@ def daily_digest_job() -> None:
 
 
 def housekeeping(settings: Settings, now: datetime | None = None) -> int:
-    """Forget per-key rule state older than the retention (rule-level rows stay); returns rows removed."""
+    """Forget per-key rule state older than the retention (rule-level rows stay), and on Elasticsearch
+    roll the index over when it is due; returns the rule state rows removed."""
     from alerts.store import prune_rule_state
     from duluan.db import open_database
 
@@ -279,7 +280,36 @@ def housekeeping(settings: Settings, now: datetime | None = None) -> int:
     finally:
         engine.dispose()
     log.info("housekeeping: %d stale rule state row(s) removed", removed)
+    if settings.index.backend == "elasticsearch":
+        roll_over_index(settings)
     return removed
+
+
+def roll_over_index(settings: Settings) -> str | None:
+    """Start a new Elasticsearch backing index behind the alias once the write index is older or bigger
+    than `index.elasticsearch_rollover_*` (time-based indices keep shards small and old data cheap to
+    drop). The new index's name, or None when none was due or the cluster could not be reached."""
+    from elasticsearch import ApiError, TransportError
+
+    from duluan.wiring import BackendUnavailable, open_backend
+    from index.es_backend import ElasticsearchIndex
+
+    try:
+        backend = open_backend(settings, "elasticsearch")
+    except BackendUnavailable as exc:
+        log.warning("housekeeping: index rollover skipped: %s", exc)
+        return None
+    try:
+        assert isinstance(backend, ElasticsearchIndex)
+        new_index = backend.rollover()
+    except (ApiError, TransportError) as exc:
+        log.warning("housekeeping: index rollover failed (%s); it is tried again tomorrow", exc)
+        return None
+    finally:
+        backend.close()
+    if new_index:
+        log.info("housekeeping: Elasticsearch alias %s rolled over to %s", backend.alias, new_index)
+    return new_index
 
 
 def housekeeping_job() -> None:

@@ -94,6 +94,15 @@ class IndexSettings(_Section):
     elasticsearch_shards: int = Field(1, ge=1, description="Primary shards per backing index.")
     elasticsearch_replicas: int = Field(0, ge=0, description="0 on one node; 1+ on a cluster.")
     elasticsearch_timeout_s: float = Field(60.0, gt=0, description="Per request to the cluster.")
+    elasticsearch_rollover_max_age: str = Field(
+        "30d",
+        pattern=r"^[1-9][0-9]*[dh]$",
+        description="Daily housekeeping starts a new backing index once the write index is this old "
+        "(days `30d` or hours `12h`).",
+    )
+    elasticsearch_rollover_max_docs: int = Field(
+        5_000_000, ge=1, description="...or once the write index holds this many documents."
+    )
 
 
 class SmtpSettings(_Section):

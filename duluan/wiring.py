@@ -37,6 +37,8 @@ def open_backend(settings: Settings, kind: str | None = None) -> SearchBackend:
                 shards=config.elasticsearch_shards,
                 replicas=config.elasticsearch_replicas,
                 request_timeout=config.elasticsearch_timeout_s,
+                rollover_max_age=config.elasticsearch_rollover_max_age,
+                rollover_max_docs=config.elasticsearch_rollover_max_docs,
                 segmenter=segmented_text,
             )
         except (ApiError, TransportError) as exc:
