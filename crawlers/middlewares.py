@@ -105,17 +105,17 @@ class PrivateTargetMiddleware:
         return cls(crawler)
 
     def _problem(self, url: str) -> str | None:
-        """Why `url` may not be fetched (None when it may), cached per scheme-less host."""
+        """Why `url` may not be fetched (None when it may), cached per host (all it depends on)."""
         try:
             host = (urlsplit(url).hostname or "").lower()
         except ValueError:
             host = ""
         if host not in self._verdicts:
             try:
-                check_url(url, self._resolver)
+                check_url(url, self._resolver, what="URL")
                 self._verdicts[host] = None
             except PrivateTargetError as exc:
-                self._verdicts[host] = str(exc).replace("start URL ", "URL ", 1)
+                self._verdicts[host] = str(exc)
         return self._verdicts[host]
 
     def _is_guarded(self) -> bool:

@@ -94,24 +94,25 @@ def address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> s
     return None
 
 
-def check_url(url: str, resolver: Resolver = system_resolver) -> None:
-    """Raise `PrivateTargetError` when `url` targets a non-public host (see the module docstring)."""
+def check_url(url: str, resolver: Resolver = system_resolver, *, what: str = "start URL") -> None:
+    """Raise `PrivateTargetError` when `url` targets a non-public host (see the module docstring);
+    `what` names the URL in the message ("start URL" when entered, "URL" when the crawler fetches it)."""
     try:
         host = (urlsplit(url).hostname or "").rstrip(".").lower()
     except ValueError as exc:
-        raise PrivateTargetError(f"start URL {url!r} cannot be parsed: {exc}") from None
+        raise PrivateTargetError(f"{what} {url!r} cannot be parsed: {exc}") from None
     if not host:
-        raise PrivateTargetError(f"start URL {url!r} has no host")
+        raise PrivateTargetError(f"{what} {url!r} has no host")
     hint = "ask an admin to allow private targets for this source (duluan allow-private ID) if it is intended"
     if host in BLOCKED_HOSTS or host.endswith(BLOCKED_SUFFIXES):
-        raise PrivateTargetError(f"start URL {url!r}: host {host!r} is a local or internal name; {hint}")
+        raise PrivateTargetError(f"{what} {url!r}: host {host!r} is a local or internal name; {hint}")
     literal = _parse_ip(host)
     addresses = [literal] if literal is not None else [a for a in map(_parse_ip, resolver(host)) if a]
     for address in addresses:
         problem = address_problem(address)
         if problem:
             via = "" if literal is not None else f" resolves to {address}, which"
-            raise PrivateTargetError(f"start URL {url!r}: {host!r}{via} is {problem}; {hint}")
+            raise PrivateTargetError(f"{what} {url!r}: {host!r}{via} is {problem}; {hint}")
 
 
 def check_urls(urls: Iterable[str], resolver: Resolver = system_resolver) -> None:

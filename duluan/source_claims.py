@@ -71,15 +71,17 @@ def add_missing_sources(engine: Engine, now: datetime) -> int:
     )
     with engine.connect() as conn:
         missing = [row.id for row in conn.execute(missing_query)]
-    added = 0
-    for source_id in missing:
-        try:
-            with engine.begin() as conn:
-                conn.execute(source_claims.insert().values(source_id=source_id, next_due_at=now))
-        except IntegrityError:  # another worker added it first
-            continue
-        added += 1
-    return added
+    return sum(_add_row(engine, source_id, now) for source_id in missing)
+
+
+def _add_row(engine: Engine, source_id: str, now: datetime) -> bool:
+    """Insert a claims row due at `now`; False when it exists already (another process added it)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(source_claims.insert().values(source_id=source_id, next_due_at=now))
+    except IntegrityError:
+        return False
+    return True
 
 
 def claim_due(engine: Engine, holder: str, ttl: timedelta, now: datetime, limit: int) -> list[str]:
@@ -114,11 +116,7 @@ def claim_source(engine: Engine, holder: str, source_id: str, ttl: timedelta, no
     For `duluan up`'s scheduler, which decides itself when a source is due: taking the same lease as
     the workers means a source is never crawled by the service and a worker at once.
     """
-    try:
-        with engine.begin() as conn:
-            conn.execute(source_claims.insert().values(source_id=source_id, next_due_at=now))
-    except IntegrityError:  # the row exists already (the usual case)
-        pass
+    _add_row(engine, source_id, now)  # usually there already
     return _take(engine, source_id, holder, ttl, now, due_only=False)
 
 
