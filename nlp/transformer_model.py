@@ -226,6 +226,25 @@ def _trainable(name: str, n_layers: int, train_layers: int | None) -> bool:
     return False  # embeddings' position/type/LayerNorm frozen when only the top layers train
 
 
+def _length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator, pool_batches: int = 50
+) -> list[np.ndarray]:
+    """One epoch of shuffled batches whose rows have similar lengths.
+
+    Rows are shuffled, cut into pools of ``pool_batches`` batches, sorted by length within a pool and
+    batched; the batch order is shuffled again. Short UIT-VSFC feedback and long VLSP comments then
+    rarely share a batch, so far less compute goes into padding (the usual "bucketing" of NLP trainers).
+    """
+    perm = rng.permutation(len(lengths))
+    pool = batch_size * pool_batches
+    batches: list[np.ndarray] = []
+    for start in range(0, len(perm), pool):
+        chunk = perm[start : start + pool]
+        chunk = chunk[np.argsort([lengths[i] for i in chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def _resolve_paths(paths: Sequence[str | Path]) -> list[str]:
     out = []
     for p in paths:
@@ -311,9 +330,7 @@ def fine_tune(
     step, epoch, losses = 0, 0, []
     stopped_by = "max_steps"
     while step < cfg.max_steps:
-        perm = rng.permutation(len(fit_ids))
-        for start in range(0, len(perm), cfg.batch_size):
-            batch = perm[start : start + cfg.batch_size]
+        for batch in _length_bucketed_batches([len(x) for x in fit_ids], cfg.batch_size, rng):
             ids, mask = _pad([fit_ids[i] for i in batch])
             logits = network(ids, mask)
             loss = loss_fn(logits, torch.tensor(fit_y[batch], dtype=torch.long))

@@ -120,3 +120,48 @@ def test_predictions_follow_the_scores(tiny) -> None:
     assert probs.shape == (2, 2) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     preds = clf.predict(["Giảng viên rất tận tâm.", "Môn học chán, không học được gì."])
     assert [p.label for p in preds] == [clf.labels[i] for i in probs.argmax(axis=1)]
+
+
+def test_length_bucketed_batches_cover_every_row_once_with_similar_lengths() -> None:
+    from nlp.transformer_model import _length_bucketed_batches
+
+    rng = np.random.default_rng(0)
+    lengths = list(rng.integers(3, 128, size=1000))
+    batches = _length_bucketed_batches(lengths, batch_size=16, rng=np.random.default_rng(1), pool_batches=10)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(1000))
+    assert all(len(b) <= 16 for b in batches)
+    spread = np.mean([np.ptp([lengths[i] for i in b]) for b in batches])
+    random_spread = np.mean([np.ptp(lengths[i : i + 16]) for i in range(0, 1000, 16)])
+    assert spread < 0.3 * random_spread, (spread, random_spread)
+
+
+def test_blend_of_linear_and_strong_models(tiny) -> None:
+    from nlp.blend import BlendedModel
+    from nlp.classify import TextClassifier, load_classifier
+
+    strong, *_ = tiny
+    linear = load_classifier("sentiment").model  # shipped: negative / neutral / positive
+    texts = ["Thầy dạy rất nhiệt tình và dễ hiểu.", "Phòng học nóng, máy chiếu hỏng suốt cả kỳ."]
+    lin, stro = linear.predict_proba(texts), strong.predict_proba(texts)
+    half = BlendedModel(linear, strong, strong_weight=0.5)
+    assert half.labels == linear.labels and half.task == "sentiment"
+    blended = half.predict_proba(texts)
+    cols = [linear.labels.index(lab) for lab in strong.labels]
+    expected = 0.5 * lin
+    expected[:, cols] += 0.5 * stro
+    assert np.allclose(blended, expected, atol=1e-6) and np.allclose(blended.sum(axis=1), 1, atol=1e-5)
+    assert np.allclose(BlendedModel(linear, strong, 0.0).predict_proba(texts), lin)
+    # the strong model never trained on "neutral": alone it gives it nothing
+    only_strong = BlendedModel(linear, strong, 1.0).predict_proba(texts)
+    assert np.allclose(only_strong[:, linear.labels.index("neutral")], 0.0)
+    # the blend drops into TextClassifier unchanged: flags, explanations from the linear model
+    clf = TextClassifier(model=half)  # type: ignore[arg-type]
+    preds = clf.predict([*texts, ""])
+    assert [p.label for p in preds[:2]] == [half.labels[i] for i in blended.argmax(axis=1)]
+    assert preds[2].flag == FLAG_BLANK
+    assert clf.explain(texts[0]) == linear.top_features(texts[0], preds[0].label, 10)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        BlendedModel(linear, strong, 1.5)
+    with pytest.raises(ValueError, match="cannot blend a toxicity model with a sentiment model"):
+        BlendedModel(load_classifier("toxicity").model, strong)
