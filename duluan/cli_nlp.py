@@ -132,7 +132,7 @@ def _model_for(task: str, version_id: str | None, s: Settings) -> tuple[LinearTe
         from nlp.classify import load_classifier
 
         classifier = load_classifier(task, s.models_dir)
-        return classifier.model, f"in service ({classifier.source})"
+        return classifier.linear, f"in service ({classifier.source})"
     engine = _engine(s)
     try:
         version = get_version(engine, version_id, task)
@@ -495,7 +495,7 @@ def nlp_predict(
         raise typer.BadParameter("use topic, sentiment or toxicity", param_hint="--task")
     s = _settings()
     if model is None:
-        classifier = load_classifier(task, s.models_dir)
+        classifier = load_classifier(task, s.models_dir, s.nlp.strong_models_dir, s.nlp.strong_weight)
     else:
         loaded, _ = _model_for(task, model, s)
         classifier = TextClassifier(model=loaded)

@@ -76,6 +76,15 @@ class NlpSettings(_Section):
         description="Analysts' watchlist YAML (officials, organisations; format of nlp/gazetteer.yaml)"
         " added to the entity gazetteer.",
     )
+    strong_models_dir: Path | None = Field(
+        None,
+        description="Fine-tuned strong models blended with the linear ones where present"
+        " (`<dir>/<task>/strong.json`, made by `python -m nlp.transformer_model --out <dir>/<task>`);"
+        " unset: linear models only (fastest).",
+    )
+    strong_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weight of the strong model's probabilities in the blend."
+    )
 
 
 class IndexSettings(_Section):

@@ -79,6 +79,8 @@ def make_enricher(settings: Settings) -> Enricher:
         province=settings.province.name,
         province_aliases=settings.province.aliases,
         watchlist_path=settings.nlp.watchlist_path,
+        strong_models_dir=settings.nlp.strong_models_dir,
+        strong_weight=settings.nlp.strong_weight,
     )
 
 

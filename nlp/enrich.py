@@ -59,13 +59,20 @@ class Enricher:
         gazetteer: Gazetteer | None = None,
         watchlist_path: Path | None = None,
         crf_ner_chars: int = CRF_NER_CHARS,
+        strong_models_dir: Path | None = None,
+        strong_weight: float = 0.5,
     ) -> None:
         """``watchlist_path``: an analysts' YAML of officials/organisations added to the gazetteer.
         ``use_crf_ner``: underthesea's CRF NER for entities the gazetteers miss, on the first
-        ``crf_ner_chars`` characters of title + text (0: the whole document)."""
-        self.topic: TextClassifier = load_classifier("topic", models_dir)
-        self.sentiment: TextClassifier = load_classifier("sentiment", models_dir)
-        self.toxicity: TextClassifier = load_classifier("toxicity", models_dir)
+        ``crf_ner_chars`` characters of title + text (0: the whole document).
+        ``strong_models_dir``: fine-tuned strong models blended in where present (``nlp.blend``)."""
+        self.topic: TextClassifier = load_classifier("topic", models_dir, strong_models_dir, strong_weight)
+        self.sentiment: TextClassifier = load_classifier(
+            "sentiment", models_dir, strong_models_dir, strong_weight
+        )
+        self.toxicity: TextClassifier = load_classifier(
+            "toxicity", models_dir, strong_models_dir, strong_weight
+        )
         gaz = gazetteer or default_gazetteer()
         if watchlist_path is not None:
             gaz = with_watchlist(gaz, watchlist_path)

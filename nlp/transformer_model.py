@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from nlp.classify import FLAG_BLANK, FLAG_NOT_VIETNAMESE, LANGID_CHARS, Prediction
+from nlp.classify import FLAG_BLANK, FLAG_NOT_VIETNAMESE, LANGID_CHARS, STRONG_META_FILENAME, Prediction
 from nlp.langid import detect_language
 from nlp.normalize import normalize_social, normalize_text
 from nlp.textmodel import fit_temperature, softmax, tune_biases
@@ -51,7 +51,7 @@ from nlp.train import (
 if TYPE_CHECKING:
     import torch
 
-META_FILENAME = "strong.json"
+META_FILENAME = STRONG_META_FILENAME
 WEIGHTS_FILENAME = "weights.safetensors"
 #: Parameters never trained (and so not saved): the 250k × 384 word embeddings.
 FROZEN_PREFIXES = ("encoder.embeddings.word_embeddings.",)

@@ -165,3 +165,43 @@ def test_blend_of_linear_and_strong_models(tiny) -> None:
         BlendedModel(linear, strong, 1.5)
     with pytest.raises(ValueError, match="cannot blend a toxicity model with a sentiment model"):
         BlendedModel(load_classifier("toxicity").model, strong)
+
+
+def test_enricher_blends_an_installed_strong_model_from_settings(tiny, tmp_path: Path, monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    from duluan.settings import load_settings
+    from duluan.wiring import make_enricher
+    from nlp.blend import BlendedModel
+    from nlp.textmodel import LinearTextModel
+    from schema.document import Document, SourceType
+
+    clf, *_ = tiny
+    strong_dir = tmp_path / "strong"
+    save(clf, strong_dir / "sentiment")  # only sentiment has a strong model: the others stay linear
+    monkeypatch.setenv("DULUAN_NLP__STRONG_MODELS_DIR", str(strong_dir))
+    monkeypatch.setenv("DULUAN_NLP__STRONG_WEIGHT", "0.7")
+    enricher = make_enricher(load_settings(home=tmp_path / "home"))
+    assert isinstance(enricher.sentiment.model, BlendedModel)
+    assert enricher.sentiment.model.strong_weight == 0.7
+    assert isinstance(enricher.toxicity.model, LinearTextModel)
+    assert isinstance(enricher.topic.model, LinearTextModel)
+    text = "Phòng học nóng, máy chiếu hỏng suốt cả kỳ, thầy không trả lời câu hỏi."
+    doc = Document(
+        id="s1",
+        url="https://example.vn/s1",
+        canonical_url="https://example.vn/s1",
+        source="test",
+        source_type=SourceType.social,
+        title="",
+        text=text,
+        fetched_at=datetime(2026, 11, 28, tzinfo=UTC),
+    )
+    out = enricher.enrich(doc)
+    expected = enricher.sentiment.predict([text], [""])[0]
+    assert out.sentiment == expected.label and out.sentiment_scores == expected.scores
+    linear_only = enricher.sentiment.linear.predict_proba([text])[0]
+    assert out.sentiment_scores != {
+        lab: round(float(p), 4) for lab, p in zip(enricher.sentiment.labels, linear_only, strict=True)
+    }
+    assert out.toxicity is not None
