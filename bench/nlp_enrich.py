@@ -1,11 +1,15 @@
 """Throughput of the NLP stage (Enricher) on ~600-word news articles.
 
     .venv/bin/python bench/nlp_enrich.py [--docs 600] [--workers 1 2] [--crf all|lead|off]
+        [--strong-models-dir DIR [--strong-weight 0.5] [--strong-for-news]]
 
 Articles are VNTC dev texts of 400–800 words (read from ../shared/datasets, never copied). With
 ``--workers 2`` each worker process holds its own Enricher (models load once per process), which is
 how a 2-core deployment runs the stage. Prints articles/s per setting, the peak RSS per process and
 the CPU time per article (wall-clock rates drop when other jobs share the cores; CPU time does not).
+``--strong-models-dir`` blends the fine-tuned strong models found there into the classifiers, as the
+``nlp.strong_models_dir`` setting does in service (one torch thread per worker process); as there, the
+articles (news) keep the linear models unless ``--strong-for-news``.
 """
 
 from __future__ import annotations
@@ -64,9 +68,20 @@ CRF_MODES = {
 }
 
 
-def _init(crf: str = "all") -> None:
+def _init(
+    crf: str = "all", strong_dir: Path | None = None, strong_weight: float = 0.5, strong_news: bool = False
+) -> None:
     global _worker
-    _worker = Enricher(**CRF_MODES[crf])  # type: ignore[arg-type]
+    if strong_dir is not None:
+        import torch
+
+        torch.set_num_threads(1)  # one process per core
+    _worker = Enricher(
+        **CRF_MODES[crf],  # type: ignore[arg-type]
+        strong_models_dir=strong_dir,
+        strong_weight=strong_weight,
+        strong_for_news=strong_news,
+    )
     _worker.enrich_many(load_articles(5))  # warm caches (gazetteer, word list)
 
 
@@ -87,13 +102,21 @@ def main() -> None:
         default="lead",
         help="underthesea's CRF NER on title + lead (default, as the Enricher), the whole article, or off",
     )
+    parser.add_argument("--strong-models-dir", type=Path, help="blend the strong models in DIR/<task>/")
+    parser.add_argument("--strong-weight", type=float, default=0.5)
+    parser.add_argument("--strong-for-news", action="store_true", help="blend on articles too")
     args = parser.parse_args()
     docs = load_articles(args.docs)
     words = sum(len(d.text.split()) + len(d.title.split()) for d in docs) / len(docs)
-    print(f"{len(docs)} articles, {words:.0f} words on average; CRF NER: {args.crf}")
+    strong = f"; strong models from {args.strong_models_dir}" if args.strong_models_dir else ""
+    print(f"{len(docs)} articles, {words:.0f} words on average; CRF NER: {args.crf}{strong}")
     for workers in args.workers:
         chunks = [docs[i::workers] for i in range(workers)]
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(args.crf,)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            initializer=_init,
+            initargs=(args.crf, args.strong_models_dir, args.strong_weight, args.strong_for_news),
+        ) as pool:
             list(pool.map(_run, [docs[: workers * 2][i::workers] for i in range(workers)]))  # start + warm up
             started = time.perf_counter()
             results = list(pool.map(_run, chunks))

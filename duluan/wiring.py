@@ -81,6 +81,7 @@ def make_enricher(settings: Settings) -> Enricher:
         watchlist_path=settings.nlp.watchlist_path,
         strong_models_dir=settings.nlp.strong_models_dir,
         strong_weight=settings.nlp.strong_weight,
+        strong_for_news=settings.nlp.strong_for_news,
     )
 
 

@@ -61,11 +61,14 @@ class Enricher:
         crf_ner_chars: int = CRF_NER_CHARS,
         strong_models_dir: Path | None = None,
         strong_weight: float = 0.5,
+        strong_for_news: bool = False,
     ) -> None:
         """``watchlist_path``: an analysts' YAML of officials/organisations added to the gazetteer.
         ``use_crf_ner``: underthesea's CRF NER for entities the gazetteers miss, on the first
         ``crf_ner_chars`` characters of title + text (0: the whole document).
-        ``strong_models_dir``: fine-tuned strong models blended in where present (``nlp.blend``)."""
+        ``strong_models_dir``: fine-tuned strong models blended in where present (``nlp.blend``), for
+        social and forum posts only unless ``strong_for_news``: they were fine-tuned on comments, and
+        on ~600-word articles they cost ~120 ms of CPU each (the linear path ~33 ms)."""
         self.topic: TextClassifier = load_classifier("topic", models_dir, strong_models_dir, strong_weight)
         self.sentiment: TextClassifier = load_classifier(
             "sentiment", models_dir, strong_models_dir, strong_weight
@@ -73,6 +76,15 @@ class Enricher:
         self.toxicity: TextClassifier = load_classifier(
             "toxicity", models_dir, strong_models_dir, strong_weight
         )
+        #: Classifiers for news articles: the linear members unless strong_for_news.
+        self.news_models: dict[str, TextClassifier] = {
+            task: clf if strong_for_news else TextClassifier(model=clf.linear, source=clf.source)
+            for task, clf in (
+                ("topic", self.topic),
+                ("sentiment", self.sentiment),
+                ("toxicity", self.toxicity),
+            )
+        }
         gaz = gazetteer or default_gazetteer()
         if watchlist_path is not None:
             gaz = with_watchlist(gaz, watchlist_path)
@@ -107,19 +119,28 @@ class Enricher:
     def _enrich_batch(self, docs: list[Document]) -> list[Document]:
         titles = [d.title or "" for d in docs]
         texts = [d.text or "" for d in docs]
-        topics = self.topic.predict(texts, titles)
-        sentiment_inputs = [
-            t if d.source_type != SourceType.news else t[:SENTIMENT_CHARS]
-            for d, t in zip(docs, texts, strict=True)
-        ]
-        sentiments = self.sentiment.predict(sentiment_inputs, titles)
-        toxic_idx = [
-            i for i, d in enumerate(docs) if self.toxicity_for_news or d.source_type != SourceType.news
-        ]
+        news = [i for i, d in enumerate(docs) if d.source_type == SourceType.news]
+        posts = [i for i, d in enumerate(docs) if d.source_type != SourceType.news]
+        topics: dict[int, Prediction] = {}
+        sentiments: dict[int, Prediction] = {}
+        for idx, topic_clf, sentiment_clf, sentiment_chars in (
+            (news, self.news_models["topic"], self.news_models["sentiment"], SENTIMENT_CHARS),
+            (posts, self.topic, self.sentiment, None),
+        ):
+            if not idx:
+                continue
+            part_texts, part_titles = [texts[i] for i in idx], [titles[i] for i in idx]
+            topics.update(zip(idx, topic_clf.predict(part_texts, part_titles), strict=True))
+            cut = [t[:sentiment_chars] for t in part_texts] if sentiment_chars else part_texts
+            sentiments.update(zip(idx, sentiment_clf.predict(cut, part_titles), strict=True))
         toxic_preds: dict[int, Prediction] = {}
-        if toxic_idx:
-            preds = self.toxicity.predict([texts[i] for i in toxic_idx], [titles[i] for i in toxic_idx])
-            toxic_preds = dict(zip(toxic_idx, preds, strict=True))
+        for idx, toxicity_clf in (
+            (news if self.toxicity_for_news else [], self.news_models["toxicity"]),
+            (posts, self.toxicity),
+        ):
+            if idx:
+                preds = toxicity_clf.predict([texts[i] for i in idx], [titles[i] for i in idx])
+                toxic_preds.update(zip(idx, preds, strict=True))
         out = []
         for i, doc in enumerate(docs):
             out.append(self._fill(doc, topics[i], sentiments[i], toxic_preds.get(i)))

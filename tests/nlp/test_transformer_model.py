@@ -173,6 +173,7 @@ def test_enricher_blends_an_installed_strong_model_from_settings(tiny, tmp_path:
     from duluan.settings import load_settings
     from duluan.wiring import make_enricher
     from nlp.blend import BlendedModel
+    from nlp.classify import TextClassifier
     from nlp.textmodel import LinearTextModel
     from schema.document import Document, SourceType
 
@@ -205,3 +206,13 @@ def test_enricher_blends_an_installed_strong_model_from_settings(tiny, tmp_path:
         lab: round(float(p), 4) for lab, p in zip(enricher.sentiment.labels, linear_only, strict=True)
     }
     assert out.toxicity is not None
+    # news articles keep the linear models unless nlp.strong_for_news (cost; fine-tuned on comments)
+    article = doc.model_copy(update={"id": "n1", "source_type": SourceType.news, "title": "Tin tức"})
+    news_out, post_out = enricher.enrich_many([article, doc])
+    assert post_out.sentiment_scores == out.sentiment_scores
+    linear_news = TextClassifier(enricher.sentiment.linear).predict([text], ["Tin tức"])[0]
+    assert news_out.sentiment_scores == linear_news.scores
+    monkeypatch.setenv("DULUAN_NLP__STRONG_FOR_NEWS", "true")
+    everywhere = make_enricher(load_settings(home=tmp_path / "home"))
+    blended_news = enricher.sentiment.predict([text], ["Tin tức"])[0]
+    assert everywhere.enrich(article).sentiment_scores == blended_news.scores != linear_news.scores
