@@ -137,5 +137,5 @@ def load_classifier(
         from nlp.transformer_model import load_transformer_classifier  # imports torch: only when asked
 
         strong = load_transformer_classifier(strong_dir / task)
-        return TextClassifier(model=BlendedModel(model, strong, strong_weight), source=strong_dir / task)
+        return TextClassifier(model=BlendedModel(model, strong, strong_weight), source=path)
     return TextClassifier(model=model, source=path)
