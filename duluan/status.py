@@ -223,6 +223,56 @@ def check_disk(settings: Settings) -> Check:
     return Check("disk", "ok", summary, details)
 
 
+def check_models(settings: Settings) -> Check:
+    """Which classifier files are in service, and whether configured strong models can load.
+
+    Reads files only (no torch): a strong model whose base dir is gone would stop the enrich stage
+    from starting, so it is a failure here before it is one in the crawl logs.
+    """
+    import json
+
+    from nlp.classify import STRONG_META_FILENAME, find_model_file
+
+    details: dict[str, Any] = {}
+    problems: list[str] = []
+    strong_dir = settings.nlp.strong_models_dir
+    for task in ("topic", "sentiment", "toxicity"):
+        try:
+            entry: dict[str, Any] = {"linear": str(find_model_file(task, settings.models_dir))}
+        except FileNotFoundError as exc:
+            problems.append(str(exc))
+            continue
+        meta_path = strong_dir / task / STRONG_META_FILENAME if strong_dir else None
+        if meta_path is not None and meta_path.is_file():
+            try:
+                base = Path(json.loads(meta_path.read_text(encoding="utf-8"))["info"]["base_model"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                problems.append(
+                    f"{meta_path} is unreadable ({exc}); retrain with python -m nlp.transformer_model"
+                )
+            else:
+                entry["strong"] = str(meta_path.parent)
+                if not (base / "model.safetensors").is_file():
+                    problems.append(
+                        f"the {task} strong model needs its base model at {base}, which is missing;"
+                        f" rebuild it with `python -m nlp.e5_builder --out {base}`"
+                    )
+        details[task] = entry
+    if strong_dir is not None and not strong_dir.is_dir():
+        problems.append(f"nlp.strong_models_dir {strong_dir} does not exist; fix the path or unset it")
+    blended = [task for task, entry in details.items() if "strong" in entry]
+    if problems:
+        return Check("models", "fail", "; ".join(problems), details)
+    summary = "linear models" + (
+        f"; strong model blended (weight {settings.nlp.strong_weight:g}) for " + ", ".join(blended)
+        if blended
+        else ""
+    )
+    if strong_dir is not None and not blended:
+        return Check("models", "warn", f"{summary}; no strong model found in {strong_dir}", details)
+    return Check("models", "ok", summary, details)
+
+
 def collect_status(settings: Settings, now: datetime | None = None) -> StatusReport:
     """Run every check; never raises for a broken part (that part fails instead)."""
     from duluan.db import create_db_engine
@@ -233,7 +283,7 @@ def collect_status(settings: Settings, now: datetime | None = None) -> StatusRep
         missing = f"no database at {url.database}: wrong --home, or the service never ran here"
         checks = [Check(name, "fail", missing) for name in ("database", "sources", "outbox", "scheduler")]
         checks.insert(1, Check("index", "fail" if not settings.index_dir.is_dir() else "warn", "not checked"))
-        checks.append(check_disk(settings))
+        checks += [check_models(settings), check_disk(settings)]
         return StatusReport(checks, now)
     engine = create_db_engine(settings.db_url)
     try:
@@ -252,7 +302,7 @@ def collect_status(settings: Settings, now: datetime | None = None) -> StatusRep
     finally:
         engine.dispose()
     checks.insert(1, check_index(settings, now))
-    checks.append(check_disk(settings))
+    checks += [check_models(settings), check_disk(settings)]
     return StatusReport(checks, now)
 
 

@@ -216,3 +216,31 @@ def test_enricher_blends_an_installed_strong_model_from_settings(tiny, tmp_path:
     everywhere = make_enricher(load_settings(home=tmp_path / "home"))
     blended_news = enricher.sentiment.predict([text], ["Tin tức"])[0]
     assert everywhere.enrich(article).sentiment_scores == blended_news.scores != linear_news.scores
+
+
+def test_status_reports_blended_models_and_a_missing_base(tiny, tmp_path: Path, monkeypatch) -> None:
+    from duluan.settings import load_settings
+    from duluan.status import check_models
+
+    clf, *_ = tiny
+    strong_dir = tmp_path / "strong"
+    home = tmp_path / "home"
+    assert check_models(load_settings(home=home)).summary == "linear models"
+    monkeypatch.setenv("DULUAN_NLP__STRONG_MODELS_DIR", str(strong_dir))
+    missing_dir = check_models(load_settings(home=home))
+    assert missing_dir.level == "fail" and "does not exist" in missing_dir.summary
+    strong_dir.mkdir()
+    empty = check_models(load_settings(home=home))
+    assert empty.level == "warn" and "no strong model found" in empty.summary
+    save(clf, strong_dir / "sentiment")
+    ok = check_models(load_settings(home=home))
+    assert ok.level == "ok", ok.summary
+    assert "blended (weight 0.5) for sentiment" in ok.summary
+    assert ok.details["sentiment"]["strong"] == str(strong_dir / "sentiment")
+    assert "strong" not in ok.details["toxicity"]
+    meta_path = strong_dir / "sentiment" / META_FILENAME
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["info"]["base_model"] = str(tmp_path / "deleted-e5")
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    broken = check_models(load_settings(home=home))
+    assert broken.level == "fail" and "nlp.e5_builder --out" in broken.summary
