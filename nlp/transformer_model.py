@@ -103,11 +103,12 @@ DEFAULT_STRONG_DATA: dict[str, list[str]] = {
     "sentiment": ["vlsp2016_sa/train.jsonl.gz#train", "uit_vsfc/train.jsonl.gz"],
     "toxicity": ["vihsd/train.jsonl.gz"],
 }
-#: The recipes measured in nlp/models/COMPARISON.md ("strong model, idle machine"): ~3 epochs, last 8
-#: of 12 layers trained; ~36 min (sentiment) / ~34 min (toxicity) on one idle core each.
+#: The best recipes measured in nlp/models/COMPARISON.md ("strong model, idle machine"): sentiment ~3
+#: epochs with the last 8 of 12 layers trained (~36 min on one idle core), toxicity ~2.4 epochs with all
+#: 12 layers at a lower rate (~45 min; 8 layers: 0.652 → 12 layers: 0.664 ViHSD dev macro-F1).
 DEFAULT_STRONG_CONFIGS: dict[str, dict[str, Any]] = {
     "sentiment": {"max_length": 128, "max_steps": 2900, "train_layers": 8, "threads": 1},
-    "toxicity": {"max_length": 96, "max_steps": 3600, "train_layers": 8, "threads": 1},
+    "toxicity": {"max_length": 96, "max_steps": 3600, "train_layers": None, "lr": 5e-5, "threads": 1},
 }
 
 

@@ -244,3 +244,14 @@ def test_status_reports_blended_models_and_a_missing_base(tiny, tmp_path: Path, 
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
     broken = check_models(load_settings(home=home))
     assert broken.level == "fail" and "nlp.e5_builder --out" in broken.summary
+
+
+def test_default_strong_recipes_are_valid_configs_over_existing_data(datasets) -> None:
+    from nlp.transformer_model import DEFAULT_STRONG_CONFIGS, DEFAULT_STRONG_DATA
+
+    assert set(DEFAULT_STRONG_CONFIGS) == set(DEFAULT_STRONG_DATA) == {"sentiment", "toxicity"}
+    for task, raw in DEFAULT_STRONG_CONFIGS.items():
+        config = FineTuneConfig.from_mapping(raw)
+        assert config.max_steps >= 1000, task  # epochs, not the quick default
+        for path in DEFAULT_STRONG_DATA[task]:
+            assert (datasets / path.split("#")[0]).is_file(), path
