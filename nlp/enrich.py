@@ -76,14 +76,12 @@ class Enricher:
         self.toxicity: TextClassifier = load_classifier(
             "toxicity", models_dir, strong_models_dir, strong_weight
         )
-        #: Classifiers for news articles: the linear members unless strong_for_news.
-        self.news_models: dict[str, TextClassifier] = {
+        #: Classifiers for social/forum posts, and for news articles (the linear members unless
+        #: strong_for_news).
+        self.post_models = {"topic": self.topic, "sentiment": self.sentiment, "toxicity": self.toxicity}
+        self.news_models = {
             task: clf if strong_for_news else TextClassifier(model=clf.linear, source=clf.source)
-            for task, clf in (
-                ("topic", self.topic),
-                ("sentiment", self.sentiment),
-                ("toxicity", self.toxicity),
-            )
+            for task, clf in self.post_models.items()
         }
         gaz = gazetteer or default_gazetteer()
         if watchlist_path is not None:
@@ -123,24 +121,19 @@ class Enricher:
         posts = [i for i, d in enumerate(docs) if d.source_type != SourceType.news]
         topics: dict[int, Prediction] = {}
         sentiments: dict[int, Prediction] = {}
-        for idx, topic_clf, sentiment_clf, sentiment_chars in (
-            (news, self.news_models["topic"], self.news_models["sentiment"], SENTIMENT_CHARS),
-            (posts, self.topic, self.sentiment, None),
+        toxic_preds: dict[int, Prediction] = {}
+        for idx, models, sentiment_chars, with_toxicity in (
+            (news, self.news_models, SENTIMENT_CHARS, self.toxicity_for_news),
+            (posts, self.post_models, None, True),
         ):
             if not idx:
                 continue
             part_texts, part_titles = [texts[i] for i in idx], [titles[i] for i in idx]
-            topics.update(zip(idx, topic_clf.predict(part_texts, part_titles), strict=True))
+            topics.update(zip(idx, models["topic"].predict(part_texts, part_titles), strict=True))
             cut = [t[:sentiment_chars] for t in part_texts] if sentiment_chars else part_texts
-            sentiments.update(zip(idx, sentiment_clf.predict(cut, part_titles), strict=True))
-        toxic_preds: dict[int, Prediction] = {}
-        for idx, toxicity_clf in (
-            (news if self.toxicity_for_news else [], self.news_models["toxicity"]),
-            (posts, self.toxicity),
-        ):
-            if idx:
-                preds = toxicity_clf.predict([texts[i] for i in idx], [titles[i] for i in idx])
-                toxic_preds.update(zip(idx, preds, strict=True))
+            sentiments.update(zip(idx, models["sentiment"].predict(cut, part_titles), strict=True))
+            if with_toxicity:
+                toxic_preds.update(zip(idx, models["toxicity"].predict(part_texts, part_titles), strict=True))
         out = []
         for i, doc in enumerate(docs):
             out.append(self._fill(doc, topics[i], sentiments[i], toxic_preds.get(i)))
