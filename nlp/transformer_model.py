@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from nlp.classify import FLAG_BLANK, FLAG_NOT_VIETNAMESE, LANGID_CHARS, STRONG_META_FILENAME, Prediction
-from nlp.langid import detect_language
+from nlp.classify import STRONG_META_FILENAME, Prediction, TextClassifier
 from nlp.normalize import normalize_social, normalize_text
 from nlp.textmodel import fit_temperature, softmax, tune_biases
 from nlp.train import (
@@ -185,28 +184,14 @@ class TransformerClassifier:
         return softmax(self.decision_function(texts), self.temperature)
 
     def predict(self, texts: list[str], titles: list[str] | None = None) -> list[Prediction]:
-        """One prediction per text; ``titles`` (same length) are prepended, as in training data."""
-        if titles is not None and len(titles) != len(texts):
-            raise ValueError(
-                f"got {len(titles)} titles for {len(texts)} texts; pass one title per text or none"
-            )
-        joined = [f"{(titles[i] if titles else '') or ''}\n{t or ''}".strip() for i, t in enumerate(texts)]
-        if not joined:
-            return []
-        probs = self.predict_proba(joined)
-        uniform = np.full(len(self.labels), 1.0 / len(self.labels))
-        out = []
-        for text, row in zip(joined, probs, strict=True):
-            flag = None
-            if not any(ch.isalpha() for ch in text):
-                flag = FLAG_BLANK
-            elif detect_language(text[:LANGID_CHARS])[0] != "vi":
-                flag = FLAG_NOT_VIETNAMESE
-            if flag:
-                row = (1 - self.flagged_damping) * row + self.flagged_damping * uniform
-            scores = {lab: round(float(p), 4) for lab, p in zip(self.labels, row, strict=True)}
-            out.append(Prediction(label=self.labels[int(np.argmax(row))], scores=scores, flag=flag))
-        return out
+        """One prediction per text; ``titles`` (same length) are prepended, as in training data.
+
+        The input checks and flags are ``TextClassifier``'s own (it needs only ``labels`` and
+        ``predict_proba`` of its model)."""
+        wrapper = TextClassifier(
+            model=cast(Any, self), source=self.source, flagged_damping=self.flagged_damping
+        )
+        return wrapper.predict(texts, titles)
 
 
 def _tokenizer(base_dir: Path, max_length: int) -> Any:

@@ -70,6 +70,15 @@ def test_social_posts_get_toxicity(enricher: Enricher) -> None:
     assert set(doc.toxicity_scores) == {"clean", "offensive", "hate"}
 
 
+def test_news_gets_toxicity_only_when_asked(enricher: Enricher) -> None:
+    article = _doc("n1", "Tin tức", "cảm ơn anh chị đã chia sẻ thông tin hữu ích")
+    post = _doc("s2", "", "cảm ơn anh chị đã chia sẻ thông tin hữu ích", SourceType.forum)
+    plain_news, plain_post = enricher.enrich_many([article, post])
+    assert plain_news.toxicity is None and plain_post.toxicity == "clean"
+    asked = Enricher(use_crf_ner=False, toxicity_for_news=True).enrich(article)
+    assert asked.toxicity == "clean" and set(asked.toxicity_scores) == {"clean", "offensive", "hate"}
+
+
 def test_one_failing_document_does_not_stop_the_others(enricher: Enricher, monkeypatch) -> None:
     original = enricher._fill
 
