@@ -232,6 +232,7 @@ def check_models(settings: Settings) -> Check:
     import json
 
     from nlp.classify import STRONG_META_FILENAME, find_model_file
+    from nlp.transformer_model import check_base_dir  # no torch at import
 
     details: dict[str, Any] = {}
     problems: list[str] = []
@@ -252,11 +253,10 @@ def check_models(settings: Settings) -> Check:
                 )
             else:
                 entry["strong"] = str(meta_path.parent)
-                if not (base / "model.safetensors").is_file():
-                    problems.append(
-                        f"the {task} strong model needs its base model at {base}, which is missing;"
-                        f" rebuild it with `python -m nlp.e5_builder --out {base}`"
-                    )
+                try:
+                    check_base_dir(base)
+                except FileNotFoundError as exc:
+                    problems.append(f"the {task} strong model cannot load: {exc}")
         details[task] = entry
     if strong_dir is not None and not strong_dir.is_dir():
         problems.append(f"nlp.strong_models_dir {strong_dir} does not exist; fix the path or unset it")

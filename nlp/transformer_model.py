@@ -135,7 +135,8 @@ def _build_network(base_dir: Path, n_labels: int, dropout: float) -> torch.nn.Mo
     return E5Classifier()
 
 
-def _check_base(base_dir: Path) -> None:
+def check_base_dir(base_dir: Path) -> None:
+    """Raise ``FileNotFoundError`` naming the rebuild command if ``base_dir`` is not a built e5 model."""
     missing = [
         n for n in ("config.json", "model.safetensors", "tokenizer.json") if not (base_dir / n).is_file()
     ]
@@ -267,7 +268,7 @@ def fine_tune(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
     cfg = config or FineTuneConfig()
-    _check_base(base_dir)
+    check_base_dir(base_dir)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     texts: list[str] = []
@@ -432,7 +433,7 @@ def load_transformer_classifier(
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     config = FineTuneConfig.from_mapping(meta["config"])
     base = base_dir or Path(meta["info"]["base_model"])
-    _check_base(base)
+    check_base_dir(base)
     if threads:
         torch.set_num_threads(threads)
     network = _build_network(base, len(meta["labels"]), config.dropout)
